@@ -1,0 +1,80 @@
+//! Every real and synthetic OONI measurement in `testdata/` parses, and serializes back to the same
+//! JSON value (unknown keys and explicit nulls included).
+
+use censorwatch_model::{Measurement, WebConnectivityTestKeys};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/ooni")
+}
+
+fn assert_round_trip(what: &str, text: &str) -> Measurement {
+    let m = Measurement::from_slice(text.as_bytes()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let original: Value = serde_json::from_str(text).unwrap();
+    let back = serde_json::to_value(&m).unwrap();
+    assert_eq!(back, original, "{what}: round trip changed the measurement");
+    if let Some(keys) = m.web_connectivity().unwrap_or_else(|e| panic!("{what}: {e}")) {
+        let typed_back = serde_json::to_value(&keys).unwrap();
+        assert_eq!(typed_back, original["test_keys"], "{what}: typed test keys round trip");
+    }
+    m
+}
+
+#[test]
+fn real_measurements_parse_and_round_trip() {
+    let text = std::fs::read_to_string(testdata().join("real_measurements_combined.jsonl")).unwrap();
+    let mut web = 0;
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let m = assert_round_trip(&format!("line {}", i + 1), line);
+        n += 1;
+        if m.web_connectivity().unwrap().is_some() {
+            web += 1;
+        }
+    }
+    assert_eq!(n, 80);
+    assert_eq!(web, 25, "web_connectivity measurements with test keys");
+}
+
+#[test]
+fn fixture_files_parse_and_round_trip() {
+    let mut count = 0;
+    for dir in ["synthetic", "fastpath", "minipipeline"] {
+        for entry in std::fs::read_dir(testdata().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".json") || name.starts_with('_') {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_round_trip(&format!("{dir}/{name}"), &text);
+            count += 1;
+        }
+    }
+    assert!(count >= 50 + 40 + 8, "only {count} fixture files found");
+}
+
+#[test]
+fn synthetic_keys_are_typed() {
+    let text = std::fs::read_to_string(testdata().join("synthetic/dnsBlockingBOGON.json")).unwrap();
+    let m = Measurement::from_slice(text.as_bytes()).unwrap();
+    let keys: WebConnectivityTestKeys = m.web_connectivity().unwrap().unwrap();
+    let q = &keys.queries.as_ref().unwrap()[0];
+    assert_eq!(q.hostname.as_deref(), Some("www.example.com"));
+    let control = keys.control.as_ref().unwrap();
+    assert_eq!(control.dns.as_ref().unwrap().addrs.as_ref().unwrap(), &["93.184.216.34"]);
+    assert_eq!(control.ip_info.as_ref().unwrap()["10.10.34.35"].flags, Some(5));
+    assert_eq!(m.domain().as_deref(), Some("www.example.com"));
+}
+
+#[test]
+fn malformed_input_is_a_clear_error() {
+    let err = Measurement::from_slice(b"{\"test_name\": 3}").unwrap_err();
+    assert!(err.to_string().contains("test_name"), "{err}");
+    let err = Measurement::from_slice(b"[1,2]").unwrap_err();
+    assert!(err.to_string().starts_with("not an OONI measurement"), "{err}");
+    let m = Measurement::from_slice(br#"{"test_name":"web_connectivity","test_keys":{"queries":7}}"#).unwrap();
+    let err = m.web_connectivity().unwrap_err();
+    assert!(err.to_string().contains("queries"), "{err}");
+}
