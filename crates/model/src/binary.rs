@@ -133,7 +133,10 @@ mod tests {
         let b: MaybeBinary = serde_json::from_str(r#"{"format":"base64","data":"aGk="}"#).unwrap();
         assert_eq!(b.bytes().unwrap().as_ref(), b"hi");
         assert_eq!(b.text(), "hi");
-        assert_eq!(serde_json::to_string(&b).unwrap(), r#"{"format":"base64","data":"aGk="}"#);
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"format":"base64","data":"aGk="}"#
+        );
     }
 
     #[test]

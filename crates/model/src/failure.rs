@@ -171,9 +171,7 @@ impl Failure {
             F::EofError | F::EofErrorLegacy | F::ConnectionAlreadyClosed => K::Eof,
             F::DnsNxdomainError | F::DnsNameError | F::AndroidDnsCacheNoData => K::Nxdomain,
             F::DnsNoAnswer => K::NoAnswer,
-            F::DnsRefusedError | F::DnsServfailError | F::DnsServerFailure | F::DnsServerMisbehaving => {
-                K::DnsServer
-            }
+            F::DnsRefusedError | F::DnsServfailError | F::DnsServerFailure | F::DnsServerMisbehaving => K::DnsServer,
             F::DnsBogonError
             | F::DnsNonRecoverableFailure
             | F::DnsReplyWithWrongQueryId
@@ -258,7 +256,12 @@ mod tests {
 
     #[test]
     fn known_strings_round_trip() {
-        for s in ["connection_reset", "dns_nxdomain_error", "generic_timeout_error", "eof_error"] {
+        for s in [
+            "connection_reset",
+            "dns_nxdomain_error",
+            "generic_timeout_error",
+            "eof_error",
+        ] {
             let f = Failure::parse(s);
             assert!(!matches!(f, Failure::Other(_) | Failure::Unknown(_)), "{s}");
             assert_eq!(f.as_str(), s);
@@ -278,7 +281,10 @@ mod tests {
     #[test]
     fn kinds() {
         assert_eq!(Failure::parse("dns_name_error").kind(), FailureKind::Nxdomain);
-        assert_eq!(Failure::parse("android_dns_cache_no_data").kind(), FailureKind::Nxdomain);
+        assert_eq!(
+            Failure::parse("android_dns_cache_no_data").kind(),
+            FailureKind::Nxdomain
+        );
         assert_eq!(Failure::parse("ssl_invalid_hostname").kind(), FailureKind::CertHostname);
         assert!(Failure::parse("dns_servfail_error").is_dns());
         assert!(!Failure::parse("connection_reset").is_dns());

@@ -179,15 +179,19 @@ impl Measurement {
     /// The test keys as `T`. `Ok(None)` when they are absent or null.
     pub fn test_keys_as<T: DeserializeOwned>(&self) -> Result<Option<T>, ParseError> {
         let Some(raw) = &self.test_keys else { return Ok(None) };
-        serde_json::from_str(raw.get()).map(Some).map_err(|source| ParseError::TestKeys {
-            test_name: self.test_name().to_owned(),
-            source,
-        })
+        serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|source| ParseError::TestKeys {
+                test_name: self.test_name().to_owned(),
+                source,
+            })
     }
 
     /// The test keys as a `serde_json::Value` (`Null` when absent).
     pub fn test_keys_value(&self) -> Result<serde_json::Value, ParseError> {
-        Ok(self.test_keys_as::<serde_json::Value>()?.unwrap_or(serde_json::Value::Null))
+        Ok(self
+            .test_keys_as::<serde_json::Value>()?
+            .unwrap_or(serde_json::Value::Null))
     }
 
     /// The web_connectivity test keys, if this is a web_connectivity measurement with test keys.

@@ -28,7 +28,9 @@ pub struct TestListEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum TestListError {
     /// The header row lacks a required column.
-    #[error("test list header lacks the {0:?} column (expected url,category_code,category_description,date_added,source,notes)")]
+    #[error(
+        "test list header lacks the {0:?} column (expected url,category_code,category_description,date_added,source,notes)"
+    )]
     MissingColumn(&'static str),
     /// A row could not be read.
     #[error("test list line {line}: {message}")]
@@ -42,10 +44,16 @@ pub enum TestListError {
 
 /// Reads a test list. Rows with an empty URL are skipped; a malformed row is an error naming its line.
 pub fn parse_test_list<R: std::io::Read>(reader: R) -> Result<Vec<TestListEntry>, TestListError> {
-    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     let headers = csv
         .headers()
-        .map_err(|e| TestListError::Row { line: 1, message: e.to_string() })?
+        .map_err(|e| TestListError::Row {
+            line: 1,
+            message: e.to_string(),
+        })?
         .clone();
     for required in ["url", "category_code"] {
         if !headers.iter().any(|h| h == required) {
@@ -59,14 +67,18 @@ pub fn parse_test_list<R: std::io::Read>(reader: R) -> Result<Vec<TestListEntry>
             message: e.to_string(),
         })?;
         let line = record.position().map_or(0, |p| p.line());
-        let entry: TestListEntry = record
-            .deserialize(Some(&headers))
-            .map_err(|e| TestListError::Row { line, message: e.to_string() })?;
+        let entry: TestListEntry = record.deserialize(Some(&headers)).map_err(|e| TestListError::Row {
+            line,
+            message: e.to_string(),
+        })?;
         if entry.url.is_empty() {
             continue;
         }
         if url::Url::parse(&entry.url).is_err() {
-            return Err(TestListError::Row { line, message: format!("{:?} is not a URL", entry.url) });
+            return Err(TestListError::Row {
+                line,
+                message: format!("{:?} is not a URL", entry.url),
+            });
         }
         out.push(entry);
     }

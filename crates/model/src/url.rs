@@ -6,7 +6,11 @@ pub fn host_of(input: &str) -> Option<String> {
     let parsed = url::Url::parse(input.trim()).ok()?;
     let host = parsed.host_str()?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() { None } else { Some(host.to_ascii_lowercase()) }
+    if host.is_empty() {
+        None
+    } else {
+        Some(host.to_ascii_lowercase())
+    }
 }
 
 #[cfg(test)]
@@ -16,7 +20,10 @@ mod tests {
     #[test]
     fn hosts() {
         assert_eq!(host_of("https://X.com/home").as_deref(), Some("x.com"));
-        assert_eq!(host_of("http://www.example.com:444/").as_deref(), Some("www.example.com"));
+        assert_eq!(
+            host_of("http://www.example.com:444/").as_deref(),
+            Some("www.example.com")
+        );
         assert_eq!(host_of("http://[::1]:80/").as_deref(), Some("::1"));
         assert_eq!(host_of("http://яндекс.рф/").as_deref(), Some("xn--d1acpjx3f.xn--p1ai"));
         assert_eq!(host_of("not a url"), None);

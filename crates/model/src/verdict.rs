@@ -172,8 +172,14 @@ mod tests {
         );
         let back: Verdict = serde_json::from_value(j).unwrap();
         assert_eq!(back, v);
-        let ok = Verdict { ooni_blocking: Some(OoniBlocking::False), ..Verdict::inconclusive("y") };
-        assert_eq!(serde_json::to_value(&ok).unwrap()["ooni_blocking"], serde_json::json!(false));
+        let ok = Verdict {
+            ooni_blocking: Some(OoniBlocking::False),
+            ..Verdict::inconclusive("y")
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap()["ooni_blocking"],
+            serde_json::json!(false)
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ fn synthetic_keys_are_typed() {
     let q = &keys.queries.as_ref().unwrap()[0];
     assert_eq!(q.hostname.as_deref(), Some("www.example.com"));
     let control = keys.control.as_ref().unwrap();
-    assert_eq!(control.dns.as_ref().unwrap().addrs.as_ref().unwrap(), &["93.184.216.34"]);
+    assert_eq!(
+        control.dns.as_ref().unwrap().addrs.as_ref().unwrap(),
+        &["93.184.216.34"]
+    );
     assert_eq!(control.ip_info.as_ref().unwrap()["10.10.34.35"].flags, Some(5));
     assert_eq!(m.domain().as_deref(), Some("www.example.com"));
 }

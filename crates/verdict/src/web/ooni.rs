@@ -1,0 +1,146 @@
+//! OONI's Web Connectivity `blocking` / `accessible`, recomputed from the observations.
+//!
+//! The cascade follows the "classic" engine of Web Connectivity v0.5 (probe-cli
+//! `internal/experiment/webconnectivitylte/analysisclassic.go`, which emulates v0.4): walk the
+//! observations from the last redirect to the first; within one redirect, HTTP before TLS before
+//! TCP before DNS, successes first; the first final response or failure decides. A failure the
+//! control shares means the site is down (`false`, not accessible); an inconsistent DNS answer turns
+//! any blame into `"dns"`.
+//!
+//! DNS consistency here is OONI's classic one (system resolver only; same address or same ASN as
+//! the control), not censorwatch's CDN-aware one, so that this field means what OONI means by it;
+//! censorwatch's own judgement is in `status` and `method`.
+
+use super::facts::{Consistency, EndpointObs, Facts, Step};
+use super::httpdiff;
+use censorwatch_model::OoniBlocking;
+
+/// `(blocking, accessible)`; `None` is OONI's `null`.
+pub(crate) type OoniOutcome = (Option<OoniBlocking>, Option<bool>);
+
+struct Outcome {
+    inconsistent: bool,
+}
+
+impl Outcome {
+    fn accessible(&self) -> OoniOutcome {
+        (Some(OoniBlocking::False), Some(true))
+    }
+    fn undecided(&self) -> OoniOutcome {
+        if self.inconsistent {
+            (Some(OoniBlocking::Dns), Some(false))
+        } else {
+            (None, None)
+        }
+    }
+    fn blocked(&self, layer: OoniBlocking) -> OoniOutcome {
+        if self.inconsistent {
+            (Some(OoniBlocking::Dns), Some(false))
+        } else {
+            (Some(layer), Some(false))
+        }
+    }
+    fn down(&self) -> OoniOutcome {
+        if self.inconsistent {
+            (Some(OoniBlocking::Dns), Some(false))
+        } else {
+            (Some(OoniBlocking::False), Some(false))
+        }
+    }
+}
+
+/// OONI's outcome for these facts.
+pub(crate) fn classify(f: &Facts<'_>) -> OoniOutcome {
+    let o = Outcome {
+        inconsistent: matches!(f.classic_consistency, Consistency::Inconsistent(_)),
+    };
+    let control_http = f.control.and_then(|c| c.http_failure());
+    let linear = f.linear();
+    let max_depth = linear
+        .iter()
+        .map(|e| e.depth)
+        .chain(f.lookups.iter().map(|l| l.depth))
+        .max()
+        .unwrap_or(0);
+    let failed_lookups = f.failed_lookups(true);
+    for depth in (0..=max_depth).rev() {
+        for e in linear.iter().filter(|e| e.depth == depth) {
+            if let Some(outcome) = endpoint_outcome(f, &o, e, control_http) {
+                return outcome;
+            }
+        }
+        if let Some(l) = failed_lookups.iter().find(|l| l.depth == depth) {
+            let control_dns = if depth == 0 {
+                f.control.and_then(|c| c.dns())
+            } else {
+                None
+            };
+            return match control_dns {
+                None => match control_http {
+                    None => o.accessible(),
+                    Some(_) => o.blocked(OoniBlocking::Dns),
+                },
+                Some(Err(_)) => o.down(),
+                Some(Ok(addrs)) if addrs.is_empty() && l.failure.is_some() => o.down(),
+                Some(Ok(_)) => o.blocked(OoniBlocking::Dns),
+            };
+        }
+    }
+    // Nothing failed and nothing final: e.g. the probe did not connect to bogon answers.
+    match (&f.classic_consistency, f.control) {
+        (_, None) => (None, None),
+        (Consistency::Inconsistent(_), _) => (Some(OoniBlocking::Dns), Some(false)),
+        _ => (Some(OoniBlocking::False), Some(false)),
+    }
+}
+
+fn endpoint_outcome(
+    f: &Facts<'_>,
+    o: &Outcome,
+    e: &EndpointObs<'_>,
+    control_http: Option<Option<&censorwatch_model::Failure>>,
+) -> Option<OoniOutcome> {
+    if e.is_final_response() {
+        if e.tls.is_some_and(|t| t.failure.is_none()) {
+            return Some(o.accessible());
+        }
+        let (Some(control), Some(None)) = (f.control, control_http) else {
+            return Some(o.undecided());
+        };
+        let response = e.http?.response.as_ref()?;
+        let diff = httpdiff::compare(response, control.response.http_request.as_ref()?);
+        return Some(if diff.is_diff() {
+            o.blocked(OoniBlocking::HttpDiff)
+        } else {
+            o.accessible()
+        });
+    }
+    e.failure.as_ref()?;
+    let step_control = match e.step {
+        Step::Http => None,
+        Step::Tls => e.endpoint.as_deref().and_then(|ep| f.control.and_then(|c| c.tls(ep))),
+        Step::Tcp => e.endpoint.as_deref().and_then(|ep| f.control.and_then(|c| c.tcp(ep))),
+    };
+    let layer = match e.step {
+        Step::Tcp => OoniBlocking::TcpIp,
+        _ => OoniBlocking::HttpFailure,
+    };
+    if e.step == Step::Http {
+        if e.failure.as_ref().is_some_and(|f| f.is_dns()) {
+            return Some(o.blocked(OoniBlocking::Dns));
+        }
+        return Some(match control_http {
+            None => o.undecided(),
+            Some(Some(_)) => o.down(),
+            Some(None) => o.blocked(OoniBlocking::HttpFailure),
+        });
+    }
+    Some(match step_control {
+        Some(Some(_)) => o.down(),
+        Some(None) => o.blocked(layer),
+        None => match control_http {
+            None => o.undecided(),
+            Some(_) => o.blocked(OoniBlocking::HttpFailure),
+        },
+    })
+}
