@@ -410,6 +410,27 @@ fn collect_observations(keys: &WebConnectivityTestKeys) -> Vec<EndpointObs<'_>> 
             on_user_path: true,
         });
     }
+    // Old probes sometimes record the HTTP step's failure only in http_experiment_failure.
+    // Only when every connect succeeded, so the failure can only be the HTTP step's.
+    let connects = keys.tcp_connect.as_deref().unwrap_or(&[]);
+    let all_connected = !connects.is_empty()
+        && connects
+            .iter()
+            .all(|c| c.status.as_ref().is_some_and(|s| s.success == Some(true)));
+    if requests.is_empty() && all_connected && keys.tls_handshakes.as_ref().is_none_or(|t| t.is_empty()) {
+        if let Some(failure) = keys.http_experiment_failure.as_ref().filter(|f| !f.is_dns()) {
+            out.push(EndpointObs {
+                depth: 0,
+                ip: None,
+                endpoint: None,
+                step: Step::Http,
+                failure: Some(failure.clone()),
+                tls: None,
+                http: None,
+                on_user_path: true,
+            });
+        }
+    }
     // HTTP transactions with no connect: v0.4 and older. The list is last-redirect-first.
     let n = requests.len() as u32;
     let leftovers = http_by_id

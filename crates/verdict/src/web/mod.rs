@@ -138,13 +138,13 @@ fn blame_dns_if_inconsistent(f: &Facts<'_>, verdict: Verdict) -> Verdict {
     let Consistency::Inconsistent(i) = &f.consistency else {
         return verdict;
     };
-    match verdict.status {
-        Status::Ok | Status::Inconclusive => verdict,
-        Status::Blocked | Status::Down => {
-            let confidence = if verdict.status == Status::Blocked { 0.9 } else { 0.8 };
-            dns_inconsistency_verdict(f, i, confidence, Some(verdict.reasons))
-        }
-    }
+    let confidence = match verdict.status {
+        Status::Ok => return verdict,
+        Status::Blocked => 0.9,
+        Status::Down => 0.8,
+        Status::Inconclusive => 0.7,
+    };
+    dns_inconsistency_verdict(f, i, confidence, Some(verdict.reasons))
 }
 
 fn dns_inconsistency_verdict(f: &Facts<'_>, i: &Inconsistency, confidence: f64, then: Option<Vec<String>>) -> Verdict {
@@ -240,57 +240,61 @@ fn without_control(f: &Facts<'_>) -> Verdict {
     ))
 }
 
-/// Known blockpages in DNS answers, bodies and headers.
-fn blockpage(f: &Facts<'_>, fps: &FingerprintDb) -> Option<Verdict> {
-    let mut hit: Option<(&Fingerprint, String)> = None;
-    for l in f.lookups.iter().filter(|l| l.engine != facts::Engine::Doh) {
-        for ip in &l.addrs {
-            if let Some(fp) = fps.match_dns_answer(&ip.to_string()) {
-                if fp.scope != Scope::Fp && hit.is_none() {
-                    hit = Some((fp, format!("the resolver answered {} with {ip}", l.hostname)));
-                }
-            }
-        }
-        for name in &l.names {
-            if let Some(fp) = fps.match_dns_answer(name) {
-                if fp.scope != Scope::Fp && hit.is_none() {
-                    hit = Some((fp, format!("the resolver answered {} with {name}", l.hostname)));
-                }
-            }
-        }
-    }
-    let dns_hit = hit.is_some();
-    if hit.is_none() {
-        'outer: for r in f.keys.requests.iter().flatten() {
-            let Some(resp) = &r.response else { continue };
-            let url = r.request.as_ref().and_then(|q| q.url.as_deref()).unwrap_or("?");
-            if let Some(body) = resp.body.as_ref().and_then(|b| b.bytes()) {
-                if let Some(fp) = fps.match_body(&body).filter(|fp| fp.scope != Scope::Fp) {
-                    hit = Some((fp, format!("the page served for {url} is a known blockpage")));
-                    break 'outer;
-                }
-            }
-            let headers = resp.headers.iter().flatten().map(|(k, v)| (k.as_str(), v));
-            let list = resp.headers_list.iter().flatten().map(|(k, v)| (k.as_str(), v));
-            for (name, value) in headers.chain(list) {
-                let Some(value) = value.bytes() else { continue };
-                if let Some(fp) = fps.match_header(name, &value).filter(|fp| fp.scope != Scope::Fp) {
-                    hit = Some((
-                        fp,
-                        format!("the response for {url} carries a blockpage's {name} header"),
-                    ));
-                    break 'outer;
-                }
-            }
-        }
-    }
-    let (fp, where_) = hit?;
-    let confirmed = fp.confirms_in(f.probe_cc);
-    let method = if dns_hit || matches!(f.consistency, Consistency::Inconsistent(_)) {
-        Method::DnsSpoofed
+/// Whether a fingerprint match confirms blocking for a probe in `cc`: the fingerprint is known in
+/// that country, or it names no country and is a national or ISP blockpage. (OONI fastpath also
+/// confirms national/ISP fingerprints from other countries; censorwatch does not, because an
+/// Iranian blockpage address seen from Italy is a coincidence worth a look, not a confirmation.)
+fn confirmed_for(fp: &Fingerprint, cc: &str) -> bool {
+    if fp.expected_countries.is_empty() {
+        matches!(fp.scope, Scope::Nat | Scope::Isp)
     } else {
-        Method::HttpBlockpage
+        fp.expected_countries.iter().any(|c| c.eq_ignore_ascii_case(cc))
+    }
+}
+
+/// Known blockpages in DNS answers, bodies and headers.
+///
+/// A DNS match is void when the control got the same address (the site really lives there), and
+/// a match on a private or loopback address counts only in the fingerprint's own countries (such
+/// addresses are used everywhere; the bogon rule judges them). A body or header match is void when
+/// the control got the same page (a blockpage the control also sees is the site's own page).
+fn blockpage(f: &Facts<'_>, fps: &FingerprintDb) -> Option<Verdict> {
+    let control_ips = f.control.map(|c| c.ips()).unwrap_or_default();
+    let mut dns_hit: Option<(&Fingerprint, String, bool)> = None;
+    'lookups: for l in f.lookups.iter().filter(|l| l.engine != facts::Engine::Doh) {
+        let answers = l
+            .addrs
+            .iter()
+            .map(|ip| (Some(*ip), ip.to_string()))
+            .chain(l.names.iter().map(|n| (None, n.clone())));
+        for (ip, answer) in answers {
+            let Some(fp) = fps.match_dns_answer(&answer).filter(|fp| fp.scope != Scope::Fp) else {
+                continue;
+            };
+            if ip.is_some_and(|ip| control_ips.contains(&ip)) {
+                continue;
+            }
+            let bogon = ip.is_some_and(crate::bogon::is_bogon);
+            if bogon && !fp.expected_countries.iter().any(|c| c.eq_ignore_ascii_case(f.probe_cc)) {
+                continue;
+            }
+            dns_hit = Some((fp, format!("the resolver answered {} with {answer}", l.hostname), bogon));
+            break 'lookups;
+        }
+    }
+    let (fp, where_, method) = match dns_hit {
+        Some((fp, where_, bogon)) => (fp, where_, if bogon { Method::DnsBogon } else { Method::DnsSpoofed }),
+        None => {
+            let (fp, where_) = http_blockpage(f, fps)?;
+            let method = if matches!(f.consistency, Consistency::Inconsistent(_)) {
+                Method::DnsSpoofed
+            } else {
+                Method::HttpBlockpage
+            };
+            (fp, where_, method)
+        }
     };
+    let confirmed = confirmed_for(fp, f.probe_cc);
     let mut reasons = vec![format!(
         "Blockpage: {where_}, matching fingerprint {} ({}{}).",
         fp.name,
@@ -303,7 +307,7 @@ fn blockpage(f: &Facts<'_>, fps: &FingerprintDb) -> Option<Verdict> {
     )];
     if !confirmed {
         reasons.push(format!(
-            "This fingerprint is not known in {}; the match is strong but not confirmed for this country.",
+            "This fingerprint is not known in {}: the page is a blockpage, but whose is not confirmed.",
             if f.probe_cc.is_empty() {
                 "the probe's country"
             } else {
@@ -311,9 +315,40 @@ fn blockpage(f: &Facts<'_>, fps: &FingerprintDb) -> Option<Verdict> {
             }
         ));
     }
-    let mut verdict = blocked(method, if confirmed { 0.99 } else { 0.85 }, reasons);
+    let mut verdict = blocked(method, if confirmed { 0.99 } else { 0.8 }, reasons);
     verdict.blockpage = Some(fp.name.clone());
     Some(verdict)
+}
+
+fn http_blockpage<'d>(f: &Facts<'_>, fps: &'d FingerprintDb) -> Option<(&'d Fingerprint, String)> {
+    let control_http = f
+        .control
+        .and_then(|c| c.response.http_request.as_ref())
+        .filter(|c| c.status_code.unwrap_or(0) > 0);
+    for r in f.keys.requests.iter().flatten() {
+        let Some(resp) = &r.response else { continue };
+        if control_http.is_some_and(|c| !httpdiff::compare(resp, c).is_diff()) {
+            continue;
+        }
+        let url = r.request.as_ref().and_then(|q| q.url.as_deref()).unwrap_or("?");
+        if let Some(body) = resp.body.as_ref().and_then(|b| b.bytes()) {
+            if let Some(fp) = fps.match_body(&body).filter(|fp| fp.scope != Scope::Fp) {
+                return Some((fp, format!("the page served for {url} is a known blockpage")));
+            }
+        }
+        let headers = resp.headers.iter().flatten().map(|(k, v)| (k.as_str(), v));
+        let list = resp.headers_list.iter().flatten().map(|(k, v)| (k.as_str(), v));
+        for (name, value) in headers.chain(list) {
+            let Some(value) = value.bytes() else { continue };
+            if let Some(fp) = fps.match_header(name, &value).filter(|fp| fp.scope != Scope::Fp) {
+                return Some((
+                    fp,
+                    format!("the response for {url} carries a blockpage's {name} header"),
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn scope_words(scope: &Scope) -> String {
@@ -497,15 +532,35 @@ fn diff_facets(d: &httpdiff::HttpDiff) -> Vec<String> {
     s
 }
 
-fn control_words(cf: Option<&Failure>) -> String {
-    match cf {
-        None => "while the control succeeded".into(),
-        Some(cf) => format!("and the control failed too ({cf})"),
+fn down(reason: String) -> Verdict {
+    v(Status::Down, None, 0.8, vec![reason])
+}
+
+/// Coarse families of failures: two failures "look the same" when they are in one family.
+fn family(f: &Failure) -> u8 {
+    match f.kind() {
+        FailureKind::Nxdomain | FailureKind::NoAnswer | FailureKind::DnsServer | FailureKind::DnsOther => 0,
+        FailureKind::CertHostname | FailureKind::CertInvalid | FailureKind::TlsOther => 1,
+        FailureKind::Refused | FailureKind::Reset | FailureKind::Eof | FailureKind::Unreachable => 2,
+        FailureKind::Timeout => 3,
+        FailureKind::Http => 4,
+        FailureKind::Unknown => 5,
     }
 }
 
-fn down(reason: String) -> Verdict {
-    v(Status::Down, None, 0.8, vec![reason])
+/// `down` when the control failed the same way as the probe (DESIGN: down = the control fails
+/// too); when it failed differently, nobody can tell whose fault it is.
+fn down_if_same(what: String, probe: &Failure, control: &Failure) -> Verdict {
+    // The test helper's `unknown_error` is its catch-all: it failed, reason unrecorded.
+    if family(probe) == family(control) || control.kind() == FailureKind::Unknown {
+        down(format!(
+            "{what} ({probe}) and the control failed the same way ({control}): the site is down or broken."
+        ))
+    } else {
+        Verdict::inconclusive(format!(
+            "{what} ({probe}) and the control failed differently ({control}): censorwatch cannot tell whether the site or the network is at fault."
+        ))
+    }
 }
 
 fn http_failure_verdict(
@@ -533,10 +588,7 @@ fn http_failure_verdict(
         None => Verdict::inconclusive(format!(
             "Fetching {url} failed ({failure}) and the control has no HTTP result to compare."
         )),
-        Some(Some(cf)) => down(format!(
-            "Fetching {url} failed ({failure}) {}: the site is down or broken.",
-            control_words(Some(cf))
-        )),
+        Some(Some(cf)) => down_if_same(format!("Fetching {url} failed"), failure, cf),
         Some(None) => {
             let method = match failure.kind() {
                 FailureKind::Reset => Method::HttpReset,
@@ -550,7 +602,9 @@ fn http_failure_verdict(
                     ));
                 }
             };
-            let mut reasons = vec![format!("Fetching {url} failed ({failure}) {}.", control_words(None))];
+            let mut reasons = vec![format!(
+                "Fetching {url} failed ({failure}) while the control succeeded."
+            )];
             if method == Method::HttpTimeout {
                 reasons.push("A timeout after the connection was set up can also be throttling; only a throughput test can tell.".into());
             }
@@ -594,10 +648,11 @@ fn tls_failure_verdict(
     }
     let control_tls = e.endpoint.as_deref().and_then(|ep| f.control.and_then(|c| c.tls(ep)));
     match (control_tls, control_http) {
-        (Some(Some(cf)), _) | (None, Some(Some(cf))) => down(format!(
-            "The TLS handshake with {endpoint} for {sni} failed ({failure}) {}: the site's TLS is broken.",
-            control_words(Some(cf))
-        )),
+        (Some(Some(cf)), _) | (None, Some(Some(cf))) => down_if_same(
+            format!("The TLS handshake with {endpoint} for {sni} failed"),
+            failure,
+            cf,
+        ),
         (Some(None), _) => blocked(
             method,
             0.85,
@@ -633,10 +688,7 @@ fn tcp_failure_verdict(
     };
     let control_tcp = e.endpoint.as_deref().and_then(|ep| f.control.and_then(|c| c.tcp(ep)));
     match (control_tcp, control_http) {
-        (Some(Some(cf)), _) => down(format!(
-            "Connecting to {endpoint} failed ({failure}) {}: the server is unreachable for everyone.",
-            control_words(Some(cf))
-        )),
+        (Some(Some(cf)), _) => down_if_same(format!("Connecting to {endpoint} failed"), failure, cf),
         (Some(None), _) => blocked(
             method,
             if method == Method::TcpTimeout { 0.75 } else { 0.8 },
@@ -651,9 +703,7 @@ fn tcp_failure_verdict(
                 "Connecting to {endpoint} failed ({failure}) while the control fetched {h}."
             )],
         ),
-        (None, Some(Some(cf))) => down(format!(
-            "Connecting to {endpoint} failed ({failure}) and the control could not fetch {h} either ({cf})."
-        )),
+        (None, Some(Some(cf))) => down_if_same(format!("Connecting to {endpoint} failed"), failure, cf),
         (None, None) => Verdict::inconclusive(format!(
             "Connecting to {endpoint} failed ({failure}) and the control has nothing to compare."
         )),
