@@ -119,7 +119,8 @@ impl fmt::Display for Method {
 pub struct Verdict {
     /// The outcome.
     pub status: Status,
-    /// How it was blocked (set when `status` is `blocked`).
+    /// How it was blocked. Only with `blocked`; always set for Web Connectivity, and `None` for
+    /// tests (Tor, browser) whose blocking fits none of the methods.
     pub method: Option<Method>,
     /// How sure, 0 to 1.
     pub confidence: f64,
