@@ -81,3 +81,17 @@ fn malformed_input_is_a_clear_error() {
     let err = m.web_connectivity().unwrap_err();
     assert!(err.to_string().contains("queries"), "{err}");
 }
+
+/// Found by fuzzing: a number beyond f64 inside test_keys is valid JSON. The envelope keeps the
+/// test keys verbatim (so the measurement is stored and written back exactly), and asking for the
+/// typed keys gives a clear error instead of a silent infinity.
+#[test]
+fn out_of_range_number_in_test_keys_is_kept_and_reported() {
+    let text = br#"{"test_name":"web_connectivity","test_keys":{"x_tcptls_runtime":2e2384}}"#;
+    let m = Measurement::from_slice(text).unwrap();
+    let written = serde_json::to_vec(&m).unwrap();
+    assert_eq!(Measurement::from_slice(&written).unwrap(), m);
+    assert!(String::from_utf8(written).unwrap().contains("2e2384"), "kept verbatim");
+    let err = m.web_connectivity().unwrap_err();
+    assert!(err.to_string().contains("number out of range"), "{err}");
+}
