@@ -104,6 +104,9 @@ macro_rules! json_object {
                                                 .map_err(|e| de::Error::custom(format_args!("key \"{}\": {}", $key, e)))?;
                                             if value.is_none() {
                                                 out.extra.insert($key.to_owned(), $crate::serde_json::Value::Null);
+                                            } else {
+                                                // A duplicate key: the last value wins, as in JSON parsers.
+                                                out.extra.remove($key);
                                             }
                                             out.$field = value;
                                         }

@@ -95,3 +95,16 @@ fn out_of_range_number_in_test_keys_is_kept_and_reported() {
     let err = m.web_connectivity().unwrap_err();
     assert!(err.to_string().contains("number out of range"), "{err}");
 }
+
+/// Found by fuzzing: a key given twice, first null then a value, reads back the same after a write.
+#[test]
+fn duplicate_key_null_then_value_round_trips() {
+    let text = br#"{"test_runtime": null, "test_runtime": 0.74, "probe_cc": "AT", "probe_cc": null}"#;
+    let m = Measurement::from_slice(text).unwrap();
+    assert_eq!(m.test_runtime.as_ref().and_then(|n| n.as_f64()), Some(0.74));
+    assert_eq!(m.probe_cc, None);
+    let again = Measurement::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
+    assert_eq!(again, m);
+    let value: serde_json::Value = serde_json::from_slice(text).unwrap();
+    assert_eq!(serde_json::to_value(&m).unwrap(), value);
+}
