@@ -21,11 +21,23 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         "[a-z_:.0-9 ]{0,12}".prop_map(Value::String),
         prop::sample::select(vec![
-            "connection_reset", "generic_timeout_error", "dns_nxdomain_error", "eof_error", "ssl_invalid_hostname",
-            "10.0.0.1", "127.0.0.1:443", "93.184.216.34", "https://x.com/", "dns", "tcp_ip", "depth=1",
+            "connection_reset",
+            "generic_timeout_error",
+            "dns_nxdomain_error",
+            "eof_error",
+            "ssl_invalid_hostname",
+            "10.0.0.1",
+            "127.0.0.1:443",
+            "93.184.216.34",
+            "https://x.com/",
+            "dns",
+            "tcp_ip",
+            "depth=1",
         ])
         .prop_map(|s| Value::String(s.to_owned())),
     ];
@@ -34,10 +46,37 @@ fn arb_json() -> impl Strategy<Value = Value> {
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             prop::collection::btree_map(
                 prop::sample::select(vec![
-                    "queries", "answers", "ipv4", "failure", "tcp_connect", "status", "success", "ip", "port",
-                    "tls_handshakes", "requests", "response", "body", "code", "headers", "control", "dns",
-                    "addrs", "http_request", "status_code", "title", "ip_info", "tags", "transaction_id",
-                    "server_name", "address", "engine", "hostname", "blocking", "accessible", "x",
+                    "queries",
+                    "answers",
+                    "ipv4",
+                    "failure",
+                    "tcp_connect",
+                    "status",
+                    "success",
+                    "ip",
+                    "port",
+                    "tls_handshakes",
+                    "requests",
+                    "response",
+                    "body",
+                    "code",
+                    "headers",
+                    "control",
+                    "dns",
+                    "addrs",
+                    "http_request",
+                    "status_code",
+                    "title",
+                    "ip_info",
+                    "tags",
+                    "transaction_id",
+                    "server_name",
+                    "address",
+                    "engine",
+                    "hostname",
+                    "blocking",
+                    "accessible",
+                    "x",
                 ]),
                 inner,
                 0..6,
@@ -60,8 +99,16 @@ fn failure() -> impl Strategy<Value = Value> {
 }
 
 fn ip() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["93.184.216.34", "10.10.34.35", "127.0.0.1", "130.192.182.17", "203.82.48.83", "::1", "2606:4700::1"])
-        .prop_map(str::to_owned)
+    prop::sample::select(vec![
+        "93.184.216.34",
+        "10.10.34.35",
+        "127.0.0.1",
+        "130.192.182.17",
+        "203.82.48.83",
+        "::1",
+        "2606:4700::1",
+    ])
+    .prop_map(str::to_owned)
 }
 
 fn web_keys() -> impl Strategy<Value = Value> {
@@ -76,9 +123,19 @@ fn web_keys() -> impl Strategy<Value = Value> {
     });
     let tls = (ip(), failure(), 0..4i64, prop::sample::select(vec!["www.example.com", "decoy.example.org"]))
         .prop_map(|(ip, f, tid, sni)| json!({"address": format!("{ip}:443"), "failure": f, "transaction_id": tid, "server_name": sni}));
-    let req = (failure(), prop::sample::select(vec![-1i64, 200, 302, 403, 503]), "[ -~]{0,64}", 0..4i64, any::<bool>())
+    let req = (
+        failure(),
+        prop::sample::select(vec![-1i64, 200, 302, 403, 503]),
+        "[ -~]{0,64}",
+        0..4i64,
+        any::<bool>(),
+    )
         .prop_map(|(f, code, body, tid, https)| {
-            let url = if https { "https://www.example.com/" } else { "http://www.example.com/" };
+            let url = if https {
+                "https://www.example.com/"
+            } else {
+                "http://www.example.com/"
+            };
             json!({"failure": f, "transaction_id": tid, "request": {"url": url},
                    "response": {"code": code, "body": format!("<title>{body}</title>"), "headers": {"Server": "x"}}})
         });
@@ -112,9 +169,16 @@ fn check(m: &Measurement) {
     if let Ok(v) = analyzer().verdict(m) {
         assert!((0.0..=1.0).contains(&v.confidence), "confidence {}", v.confidence);
         // A method only with `blocked`; tests such as Tor's can be blocked with no method that fits.
-        assert!(v.method.is_none() || v.status == Status::Blocked, "method without blocked: {v:?}");
+        assert!(
+            v.method.is_none() || v.status == Status::Blocked,
+            "method without blocked: {v:?}"
+        );
         if m.test_name() == "web_connectivity" {
-            assert_eq!(v.method.is_some(), v.status == Status::Blocked, "method iff blocked: {v:?}");
+            assert_eq!(
+                v.method.is_some(),
+                v.status == Status::Blocked,
+                "method iff blocked: {v:?}"
+            );
         }
         assert!(!v.reasons.is_empty(), "no reasons: {v:?}");
     }

@@ -55,8 +55,16 @@ const EXPECTED_STATUS: &[(&str, Status, Option<Method>)] = &[
     ("ghostDNSBlockingWithHTTP", Status::Blocked, Some(Method::DnsSpoofed)),
     ("ghostDNSBlockingWithHTTPS", Status::Blocked, Some(Method::DnsSpoofed)),
     ("httpBlockingConnectionReset", Status::Blocked, Some(Method::HttpReset)),
-    ("httpDiffWithConsistentDNS", Status::Blocked, Some(Method::HttpDiff)),
-    ("httpDiffWithInconsistentDNS", Status::Blocked, Some(Method::HttpDiff)),
+    (
+        "httpDiffWithConsistentDNS",
+        Status::Blocked,
+        Some(Method::HttpBlockpage),
+    ),
+    (
+        "httpDiffWithInconsistentDNS",
+        Status::Blocked,
+        Some(Method::HttpBlockpage),
+    ),
     ("idnaWithoutCensorshipLowercase", Status::Ok, None),
     ("idnaWithoutCensorshipWithFirstLetterUppercase", Status::Ok, None),
     ("largeFileWithHTTP", Status::Ok, None),

@@ -17,6 +17,8 @@
 mod facts;
 mod httpdiff;
 mod ooni;
+#[cfg(test)]
+mod tests;
 
 use crate::fingerprint::{Fingerprint, FingerprintDb, Scope};
 use censorwatch_model::failure::FailureKind;
