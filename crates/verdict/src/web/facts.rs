@@ -80,7 +80,9 @@ impl EndpointObs<'_> {
                 .is_some_and(|c| !(100..400).contains(&c) || (200..300).contains(&c))
     }
 
-    /// Whether this observation carried HTTP over a TLS handshake that succeeded with verification.
+    /// Whether this observation carried HTTP over a TLS handshake that succeeded with verification;
+    /// in old data without handshake records, whether it fetched an `https://` URL without failure
+    /// (Web Connectivity v0.4's first rule).
     pub(crate) fn over_valid_tls(&self) -> bool {
         if let Some(tls) = self.tls {
             return tls.failure.is_none() && tls.no_tls_verify != Some(true);

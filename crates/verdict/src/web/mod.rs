@@ -225,7 +225,7 @@ fn without_control(f: &Facts<'_>) -> Verdict {
     let final_tls = f
         .linear()
         .into_iter()
-        .find(|e| e.is_final_response() && e.tls.is_some_and(|t| t.failure.is_none()));
+        .find(|e| e.is_final_response() && e.over_valid_tls());
     if final_tls.is_some() {
         return v(
             Status::Ok,
@@ -411,7 +411,7 @@ fn endpoint_verdict(f: &Facts<'_>, e: &EndpointObs<'_>, fps: &FingerprintDb) -> 
     let endpoint = e.endpoint.clone().unwrap_or_else(|| "the server".to_owned());
     if e.is_final_response() {
         let code = e.status_code().unwrap_or(0);
-        if e.over_valid_tls() && e.tls.is_some() {
+        if e.over_valid_tls() {
             let mut reasons = vec![format!(
                 "{h} answered HTTP {code} over HTTPS from {endpoint} with a certificate valid for the name."
             )];

@@ -101,7 +101,7 @@ fn endpoint_outcome(
     control_http: Option<Option<&censorwatch_model::Failure>>,
 ) -> Option<OoniOutcome> {
     if e.is_final_response() {
-        if e.tls.is_some_and(|t| t.failure.is_none()) {
+        if e.over_valid_tls() {
             return Some(o.accessible());
         }
         let (Some(control), Some(None)) = (f.control, control_http) else {
