@@ -108,3 +108,17 @@ fn duplicate_key_null_then_value_round_trips() {
     let value: serde_json::Value = serde_json::from_slice(text).unwrap();
     assert_eq!(serde_json::to_value(&m).unwrap(), value);
 }
+
+/// Found by fuzzing: a float written with more digits than an f64 holds must read, write and read
+/// again to the same value (serde_json's `float_roundtrip`; the default parser may drift by 1 ulp).
+#[test]
+fn floats_with_excess_digits_round_trip_exactly() {
+    let text = br#"{"test_runtime": 99.416918992996235, "test_keys": {"t": 0.10000000000000000555}}"#;
+    let m = Measurement::from_slice(text).unwrap();
+    let again = Measurement::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
+    assert_eq!(again.test_runtime, m.test_runtime);
+    assert_eq!(
+        m.test_runtime.as_ref().and_then(|n| n.as_f64()),
+        Some(99.416918992996235_f64)
+    );
+}

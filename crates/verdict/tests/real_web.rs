@@ -8,7 +8,9 @@ use censorwatch_verdict::Analyzer;
 use std::path::Path;
 
 /// (input, test_version, our ooni_blocking, our accessible, our status).
-const WHERE_THE_PROBE_WAS_WRONG: &[(&str, &str, Option<OoniBlocking>, Option<bool>, Status)] = &[
+type Argued = (&'static str, &'static str, Option<OoniBlocking>, Option<bool>, Status);
+
+const WHERE_THE_PROBE_WAS_WRONG: &[Argued] = &[
     (
         "http://www.nmrc.org/",
         "0.0.1",
