@@ -112,6 +112,7 @@ fn duplicate_key_null_then_value_round_trips() {
 /// Found by fuzzing: a float written with more digits than an f64 holds must read, write and read
 /// again to the same value (serde_json's `float_roundtrip`; the default parser may drift by 1 ulp).
 #[test]
+#[allow(clippy::excessive_precision, reason = "the excess digits are what is tested")]
 fn floats_with_excess_digits_round_trip_exactly() {
     let text = br#"{"test_runtime": 99.416918992996235, "test_keys": {"t": 0.10000000000000000555}}"#;
     let m = Measurement::from_slice(text).unwrap();
