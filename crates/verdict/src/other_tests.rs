@@ -548,6 +548,17 @@ mod tests {
         (m, keys)
     }
 
+    /// The verdict for `test` on these test keys.
+    pub(super) fn run(test: &str, keys: Value) -> Verdict {
+        let (m, k) = measurement(test, keys);
+        verdict(test, &m, &k)
+    }
+
+    /// Whether any reason mentions `needle`.
+    pub(super) fn mentions(v: &Verdict, needle: &str) -> bool {
+        v.reasons.iter().any(|r| r.contains(needle))
+    }
+
     #[test]
     fn unknown_and_empty_tests_are_inconclusive_with_a_reason() {
         let (m, k) = measurement("multi_protocol_traceroute", json!({"hops": []}));

@@ -635,15 +635,10 @@ pub(super) fn facebook_messenger(_m: &Measurement, tk: &Value) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::measurement;
+    use super::super::tests::{mentions, run};
     use super::super::verdict;
     use censorwatch_model::{Measurement, Method, Status, Verdict};
     use serde_json::{Value, json};
-
-    fn run(test: &str, keys: Value) -> Verdict {
-        let (m, k) = measurement(test, keys);
-        verdict(test, &m, &k)
-    }
 
     fn run_with(test: &str, envelope: Value) -> Verdict {
         let m = Measurement::from_slice(envelope.to_string().as_bytes()).unwrap();
@@ -662,10 +657,6 @@ mod tests {
             Value::Null
         };
         json!({"request": {"url": url, "method": "GET"}, "failure": failure, "response": response})
-    }
-
-    fn mentions(v: &Verdict, needle: &str) -> bool {
-        v.reasons.iter().any(|r| r.contains(needle))
     }
 
     #[test]

@@ -579,19 +579,10 @@ pub(super) fn openvpn(m: &Measurement, tk: &Value) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::measurement;
+    use super::super::tests::{mentions, run};
     use super::super::verdict;
-    use censorwatch_model::{Measurement, Method, Status, Verdict};
+    use censorwatch_model::{Measurement, Method, Status};
     use serde_json::{Value, json};
-
-    fn run(test: &str, keys: Value) -> Verdict {
-        let (m, k) = measurement(test, keys);
-        verdict(test, &m, &k)
-    }
-
-    fn mentions(v: &Verdict, needle: &str) -> bool {
-        v.reasons.iter().any(|r| r.contains(needle))
-    }
 
     fn target(addr: &str, protocol: &str, failure: Option<&str>) -> Value {
         json!({"target_address": addr, "target_protocol": protocol, "failure": failure,

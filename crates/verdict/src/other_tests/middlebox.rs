@@ -277,19 +277,10 @@ pub(super) fn http_host(m: &Measurement, tk: &Value) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::measurement;
-    use super::super::verdict;
-    use censorwatch_model::{Method, Status, Verdict};
+    use super::super::tests::{mentions, run};
+
+    use censorwatch_model::{Method, Status};
     use serde_json::{Value, json};
-
-    fn run(test: &str, keys: Value) -> Verdict {
-        let (m, k) = measurement(test, keys);
-        verdict(test, &m, &k)
-    }
-
-    fn mentions(v: &Verdict, needle: &str) -> bool {
-        v.reasons.iter().any(|r| r.contains(needle))
-    }
 
     fn hhfm(sent: Value, echoed: Option<Value>, failure: Option<&str>) -> Value {
         let response = match echoed {

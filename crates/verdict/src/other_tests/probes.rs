@@ -609,6 +609,7 @@ pub(super) fn performance(test_name: &str, keys: &Value) -> Verdict {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::mentions;
     use super::super::verdict;
     use super::registrable;
     use censorwatch_model::{Measurement, Method, Status, Verdict};
@@ -622,10 +623,6 @@ mod tests {
         )
         .unwrap();
         verdict(test, &m, &m.test_keys_value().unwrap())
-    }
-
-    fn mentions(v: &Verdict, needle: &str) -> bool {
-        v.reasons.iter().any(|r| r.contains(needle))
     }
 
     fn a(resolver: &str, port: u16, ips: &[&str], failure: Option<&str>) -> Value {

@@ -188,6 +188,15 @@ impl<'a> Control<'a> {
     }
 }
 
+/// One thing [`Facts::walk`] visits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WalkItem<'f, 'a> {
+    /// An endpoint attempt.
+    Endpoint(&'f EndpointObs<'a>),
+    /// A DNS lookup that failed.
+    FailedLookup(&'f Lookup),
+}
+
 /// DNS consistency, recomputed from the observations.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Consistency {
@@ -633,6 +642,37 @@ impl<'a> Facts<'a> {
             )
         });
         v
+    }
+
+    /// What the verdict rules look at, in the order OONI's LTE looks at it: from the last redirect
+    /// back to the first; within one, the user-path endpoints ([`Facts::linear`] order), then the
+    /// first failed lookup. `system_only` restricts lookups to the system resolver (OONI's classic
+    /// view). The first item a rule can decide on is the verdict.
+    pub(crate) fn walk(&self, system_only: bool) -> Vec<WalkItem<'_, 'a>> {
+        let linear = self.linear();
+        let failed = self.failed_lookups(system_only);
+        let max_depth = linear
+            .iter()
+            .map(|e| e.depth)
+            .chain(self.lookups.iter().map(|l| l.depth))
+            .max()
+            .unwrap_or(0);
+        let mut out = Vec::with_capacity(linear.len() + 1);
+        for depth in (0..=max_depth).rev() {
+            out.extend(
+                linear
+                    .iter()
+                    .filter(|e| e.depth == depth)
+                    .map(|e| WalkItem::Endpoint(e)),
+            );
+            out.extend(
+                failed
+                    .iter()
+                    .find(|l| l.depth == depth)
+                    .map(|l| WalkItem::FailedLookup(l)),
+            );
+        }
+        out
     }
 
     /// Failed DNS lookups (system or UDP), deepest first.

@@ -23,7 +23,7 @@ mod tests;
 use crate::fingerprint::{Fingerprint, FingerprintDb, Scope};
 use censorwatch_model::failure::FailureKind;
 use censorwatch_model::{Failure, Measurement, Method, Status, Verdict, WebConnectivityTestKeys};
-use facts::{Consistency, EndpointObs, Facts, Inconsistency, Lookup, Step};
+use facts::{Consistency, EndpointObs, Facts, Inconsistency, Lookup, Step, WalkItem};
 
 /// The verdict on one Web Connectivity measurement.
 pub(crate) fn verdict(m: &Measurement, keys: &WebConnectivityTestKeys, fingerprints: &FingerprintDb) -> Verdict {
@@ -67,22 +67,14 @@ fn decide(f: &Facts<'_>, fps: &FingerprintDb) -> Verdict {
     if f.control.is_none() {
         return without_control(f);
     }
-    let linear = f.linear();
-    let max_depth = linear
-        .iter()
-        .map(|e| e.depth)
-        .chain(f.lookups.iter().map(|l| l.depth))
-        .max()
-        .unwrap_or(0);
-    let failed_lookups = f.failed_lookups(false);
-    for depth in (0..=max_depth).rev() {
-        for e in linear.iter().filter(|e| e.depth == depth) {
-            if let Some(verdict) = endpoint_verdict(f, e, fps) {
-                return with_dns_context(f, blame_dns_if_inconsistent(f, verdict));
+    for item in f.walk(false) {
+        match item {
+            WalkItem::Endpoint(e) => {
+                if let Some(verdict) = endpoint_verdict(f, e, fps) {
+                    return with_dns_context(f, blame_dns_if_inconsistent(f, verdict));
+                }
             }
-        }
-        if let Some(l) = failed_lookups.iter().find(|l| l.depth == depth) {
-            return lookup_verdict(f, l);
+            WalkItem::FailedLookup(l) => return lookup_verdict(f, l),
         }
     }
     match inconsistency {

@@ -11,7 +11,7 @@
 //! the control), not censorwatch's CDN-aware one, so that this field means what OONI means by it;
 //! censorwatch's own judgement is in `status` and `method`.
 
-use super::facts::{Consistency, EndpointObs, Facts, Step};
+use super::facts::{Consistency, EndpointObs, Facts, Step, WalkItem};
 use super::httpdiff;
 use censorwatch_model::OoniBlocking;
 
@@ -55,35 +55,29 @@ pub(crate) fn classify(f: &Facts<'_>) -> OoniOutcome {
         inconsistent: matches!(f.classic_consistency, Consistency::Inconsistent(_)),
     };
     let control_http = f.control.and_then(|c| c.http_failure());
-    let linear = f.linear();
-    let max_depth = linear
-        .iter()
-        .map(|e| e.depth)
-        .chain(f.lookups.iter().map(|l| l.depth))
-        .max()
-        .unwrap_or(0);
-    let failed_lookups = f.failed_lookups(true);
-    for depth in (0..=max_depth).rev() {
-        for e in linear.iter().filter(|e| e.depth == depth) {
-            if let Some(outcome) = endpoint_outcome(f, &o, e, control_http) {
-                return outcome;
+    for item in f.walk(true) {
+        match item {
+            WalkItem::Endpoint(e) => {
+                if let Some(outcome) = endpoint_outcome(f, &o, e, control_http) {
+                    return outcome;
+                }
             }
-        }
-        if let Some(l) = failed_lookups.iter().find(|l| l.depth == depth) {
-            let control_dns = if depth == 0 {
-                f.control.and_then(|c| c.dns())
-            } else {
-                None
-            };
-            return match control_dns {
-                None => match control_http {
-                    None => o.accessible(),
-                    Some(_) => o.blocked(OoniBlocking::Dns),
-                },
-                Some(Err(_)) => o.down(),
-                Some(Ok(addrs)) if addrs.is_empty() && l.failure.is_some() => o.down(),
-                Some(Ok(_)) => o.blocked(OoniBlocking::Dns),
-            };
+            WalkItem::FailedLookup(l) => {
+                let control_dns = if l.depth == 0 {
+                    f.control.and_then(|c| c.dns())
+                } else {
+                    None
+                };
+                return match control_dns {
+                    None => match control_http {
+                        None => o.accessible(),
+                        Some(_) => o.blocked(OoniBlocking::Dns),
+                    },
+                    Some(Err(_)) => o.down(),
+                    Some(Ok(addrs)) if addrs.is_empty() => o.down(),
+                    Some(Ok(_)) => o.blocked(OoniBlocking::Dns),
+                };
+            }
         }
     }
     // Nothing failed and nothing final: e.g. the probe did not connect to bogon answers.
