@@ -138,6 +138,23 @@ fn blame_dns_if_inconsistent(f: &Facts<'_>, verdict: Verdict) -> Verdict {
         Status::Down => 0.8,
         Status::Inconclusive => 0.7,
     };
+    // A merely different answer (not a bogon, not forged for a name that does not exist) explains
+    // nothing when the control cannot fetch the site either: the site is broken everywhere, and
+    // the difference is most likely geo-DNS (ooni/probe#2517: Apple's mask.icloud.com answered by
+    // Akamai in Pakistan, by Apple elsewhere, failing for both).
+    if let Inconsistency::Addresses { probe, control } = i {
+        let control_fetch_failed = matches!(f.control.and_then(|c| c.http_failure()), Some(Some(_)));
+        if verdict.status == Status::Down && control_fetch_failed {
+            let mut verdict = verdict;
+            verdict.confidence = 0.6;
+            verdict.reasons.push(format!(
+                "The probe's DNS answer ({}) differs from the control's ({}), but the control could not fetch the site either, so the difference explains nothing here; a CDN answering differently by region is the likely cause.",
+                list(probe),
+                list(control)
+            ));
+            return verdict;
+        }
+    }
     dns_inconsistency_verdict(f, i, confidence, Some(verdict.reasons))
 }
 

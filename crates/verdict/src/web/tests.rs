@@ -282,3 +282,35 @@ fn empty_fingerprint_set_changes_only_blockpage_verdicts() {
         "still a spoofed answer, just not a known blockpage"
     );
 }
+
+#[test]
+fn different_answer_failing_for_everyone_is_down_only_when_the_control_cannot_fetch_the_site() {
+    // The probe's answer times out from both sides (a sinkhole, or a broken CDN node).
+    let keys = |control_fetch: Value| {
+        let mut c = control(&[REAL_IP], 13414);
+        c["tcp_connect"]["198.51.101.7:443"] = json!({"status": false, "failure": "generic_timeout_error"});
+        c["http_request"] = control_fetch;
+        json!({"queries": [query("198.51.101.7", 64500)], "tcp_connect": [connect(2, "198.51.101.7", Some("generic_timeout_error"))], "control": c})
+    };
+    let sinkhole = analyze(
+        "PK",
+        "https://x.com/",
+        keys(json!({"status_code": 200, "body_length": 2000, "failure": null})),
+    );
+    assert_eq!(
+        (sinkhole.status, sinkhole.method),
+        (Status::Blocked, Some(Method::DnsSpoofed)),
+        "{sinkhole:?}"
+    );
+    let broken = analyze(
+        "PK",
+        "https://x.com/",
+        keys(json!({"status_code": -1, "failure": "generic_timeout_error"})),
+    );
+    assert_eq!(broken.status, Status::Down, "{broken:?}");
+    assert!(
+        broken.reasons.iter().any(|r| r.contains("explains nothing")),
+        "{:?}",
+        broken.reasons
+    );
+}
