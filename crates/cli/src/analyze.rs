@@ -183,33 +183,69 @@ struct ErrorRecord<'a> {
     error: &'a str,
 }
 
-/// Writes one record per measurement: the state the streaming loop carries.
-struct Emitter<'a, W: Write + ?Sized> {
+/// Where the streaming readers hand each measurement: `analyze` writes a record per measurement,
+/// `ingest` stores them. One reader, several uses.
+pub trait MeasurementSink {
+    /// A measurement that parsed and got a verdict; `raw` is its exact text.
+    fn verdict(&mut self, line: u64, raw: &[u8], m: &Measurement, v: &Verdict) -> io::Result<()>;
+    /// A line (or document) that could not be analyzed; `raw` is its text when it was read.
+    fn error(&mut self, line: u64, raw: Option<&[u8]>, message: &str) -> io::Result<()>;
+}
+
+/// Parses and judges each measurement, counts, and hands the result to the sink: the state the
+/// streaming loop carries.
+struct Emitter<'a, S: MeasurementSink + ?Sized> {
     analyzer: &'a Analyzer,
-    out: &'a mut W,
-    opts: &'a Options<'a>,
+    sink: &'a mut S,
     summary: &'a mut Summary,
 }
 
-impl<W: Write + ?Sized> Emitter<'_, W> {
+impl<S: MeasurementSink + ?Sized> Emitter<'_, S> {
     /// Analyzes one measurement's text, on `line`; `column` is where it starts in a document
     /// (`None` for a JSONL line).
     fn measurement(&mut self, line: u64, column: Option<u64>, text: &[u8]) -> io::Result<()> {
         let start = column.map(|c| (line, c));
         let m = match Measurement::from_slice(text) {
             Ok(m) => m,
-            Err(e) => return self.error(line, &describe(&e, start)),
+            Err(e) => return self.error(line, Some(text), &describe(&e, start)),
         };
         match self.analyzer.verdict(&m) {
             Ok(v) => {
                 self.summary.count(&v);
-                self.verdict(line, &m, &v)
+                self.sink.verdict(line, text, &m, &v)
             }
-            Err(e) => self.error(line, &describe(&e, start)),
+            Err(e) => self.error(line, Some(text), &describe(&e, start)),
         }
     }
 
-    fn verdict(&mut self, line: u64, m: &Measurement, v: &Verdict) -> io::Result<()> {
+    fn error(&mut self, line: u64, raw: Option<&[u8]>, message: &str) -> io::Result<()> {
+        self.summary.errors += 1;
+        self.sink.error(line, raw, message)
+    }
+}
+
+/// `analyze`'s sink: one aligned text line or JSON object per measurement.
+pub struct VerdictWriter<'a, W: Write + ?Sized> {
+    out: &'a mut W,
+    opts: &'a Options<'a>,
+}
+
+impl<'a, W: Write + ?Sized> VerdictWriter<'a, W> {
+    /// Writes records to `out` as `opts` says.
+    pub fn new(out: &'a mut W, opts: &'a Options<'a>) -> Self {
+        VerdictWriter { out, opts }
+    }
+
+    fn location(&mut self, line: u64) -> io::Result<()> {
+        match self.opts.file {
+            Some(file) => write!(self.out, "{file}:{line:<7}"),
+            None => write!(self.out, "{line:>8}"),
+        }
+    }
+}
+
+impl<W: Write + ?Sized> MeasurementSink for VerdictWriter<'_, W> {
+    fn verdict(&mut self, line: u64, _raw: &[u8], m: &Measurement, v: &Verdict) -> io::Result<()> {
         // Empty ids (as in probe-cli's QA data) say nothing: treat them as absent.
         let uid = m.measurement_uid.as_deref().filter(|s| !s.is_empty());
         if self.opts.json {
@@ -241,8 +277,7 @@ impl<W: Write + ?Sized> Emitter<'_, W> {
         )
     }
 
-    fn error(&mut self, line: u64, message: &str) -> io::Result<()> {
-        self.summary.errors += 1;
+    fn error(&mut self, line: u64, _raw: Option<&[u8]>, message: &str) -> io::Result<()> {
         if self.opts.json {
             let record = ErrorRecord {
                 file: self.opts.file,
@@ -254,13 +289,6 @@ impl<W: Write + ?Sized> Emitter<'_, W> {
         }
         self.location(line)?;
         writeln!(self.out, "  ERROR         {}", printable(message))
-    }
-
-    fn location(&mut self, line: u64) -> io::Result<()> {
-        match self.opts.file {
-            Some(file) => write!(self.out, "{file}:{line:<7}"),
-            None => write!(self.out, "{line:>8}"),
-        }
     }
 }
 
@@ -355,10 +383,30 @@ where
     R: BufRead + ?Sized,
     W: Write + ?Sized,
 {
+    read_lines(
+        analyzer,
+        reader,
+        &mut VerdictWriter::new(out, opts),
+        opts.max_line,
+        summary,
+    )
+}
+
+/// The JSONL reader behind [`analyze_lines`], handing each measurement to `sink`.
+pub fn read_lines<R, S>(
+    analyzer: &Analyzer,
+    reader: &mut R,
+    sink: &mut S,
+    max_line: usize,
+    summary: &mut Summary,
+) -> Result<(), StreamError>
+where
+    R: BufRead + ?Sized,
+    S: MeasurementSink + ?Sized,
+{
     let mut em = Emitter {
         analyzer,
-        out,
-        opts,
+        sink,
         summary,
     };
     let mut buf: Vec<u8> = Vec::new();
@@ -374,8 +422,8 @@ where
             em.summary.lines += 1;
             em.summary.bytes += end as u64 + 1;
             let line = strip_cr(&avail[..end]);
-            if line.len() > opts.max_line {
-                em.error(line_no, &too_long(line.len() as u64, opts.max_line))
+            if line.len() > max_line {
+                em.error(line_no, None, &too_long(line.len() as u64, max_line))
                     .map_err(StreamError::Write)?;
             } else if !is_blank(line) {
                 em.measurement(line_no, None, line).map_err(StreamError::Write)?;
@@ -398,7 +446,7 @@ where
             };
             length += chunk.len() as u64;
             if !oversized {
-                if buf.len() + chunk.len() > opts.max_line + 1 {
+                if buf.len() + chunk.len() > max_line + 1 {
                     // +1: a trailing '\r' is not part of the line.
                     oversized = true;
                     buf.clear();
@@ -416,8 +464,8 @@ where
         line_no += 1;
         em.summary.lines += 1;
         let line = strip_cr(&buf);
-        if oversized || line.len() > opts.max_line {
-            em.error(line_no, &too_long(length, opts.max_line))
+        if oversized || line.len() > max_line {
+            em.error(line_no, None, &too_long(length, max_line))
                 .map_err(StreamError::Write)?;
         } else if !is_blank(line) {
             em.measurement(line_no, None, line).map_err(StreamError::Write)?;
@@ -451,13 +499,33 @@ where
     R: BufRead + ?Sized,
     W: Write + ?Sized,
 {
+    read_document(
+        analyzer,
+        reader,
+        &mut VerdictWriter::new(out, opts),
+        opts.max_line,
+        summary,
+    )
+}
+
+/// The document reader behind [`analyze_document`], handing each measurement to `sink`.
+pub fn read_document<R, S>(
+    analyzer: &Analyzer,
+    reader: &mut R,
+    sink: &mut S,
+    max_line: usize,
+    summary: &mut Summary,
+) -> Result<(), StreamError>
+where
+    R: BufRead + ?Sized,
+    S: MeasurementSink + ?Sized,
+{
     let mut doc = Vec::new();
-    let cap = opts.max_line as u64;
+    let cap = max_line as u64;
     reader.take(cap + 1).read_to_end(&mut doc).map_err(StreamError::Read)?;
     let mut em = Emitter {
         analyzer,
-        out,
-        opts,
+        sink,
         summary,
     };
     if doc.len() as u64 > cap {
@@ -467,9 +535,9 @@ where
         let message = format!(
             "the JSON document is {} bytes, longer than the {} MiB limit; skipped it",
             doc.len() as u64 + rest,
-            opts.max_line >> 20
+            max_line >> 20
         );
-        return em.error(1, &message).map_err(StreamError::Write);
+        return em.error(1, None, &message).map_err(StreamError::Write);
     }
     em.summary.bytes += doc.len() as u64;
     let newlines = memchr::memchr_iter(b'\n', &doc).count() as u64;
@@ -501,7 +569,7 @@ where
                     e.line(),
                     e.column()
                 );
-                em.error(e.line() as u64, &message).map_err(StreamError::Write)?;
+                em.error(e.line() as u64, None, &message).map_err(StreamError::Write)?;
                 break;
             }
         }
@@ -522,9 +590,32 @@ where
     R: BufRead + ?Sized,
     W: Write + ?Sized,
 {
+    read_stream(
+        analyzer,
+        layout,
+        reader,
+        &mut VerdictWriter::new(out, opts),
+        opts.max_line,
+        summary,
+    )
+}
+
+/// The reader behind [`analyze_stream`], handing each measurement to `sink`.
+pub fn read_stream<R, S>(
+    analyzer: &Analyzer,
+    layout: Layout,
+    reader: &mut R,
+    sink: &mut S,
+    max_line: usize,
+    summary: &mut Summary,
+) -> Result<(), StreamError>
+where
+    R: BufRead + ?Sized,
+    S: MeasurementSink + ?Sized,
+{
     match layout {
-        Layout::Lines => analyze_lines(analyzer, reader, out, opts, summary),
-        Layout::Document => analyze_document(analyzer, reader, out, opts, summary),
+        Layout::Lines => read_lines(analyzer, reader, sink, max_line, summary),
+        Layout::Document => read_document(analyzer, reader, sink, max_line, summary),
     }
 }
 
