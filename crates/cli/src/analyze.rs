@@ -731,7 +731,7 @@ fn closed_pipe(e: io::Error, outcome: &mut RunOutcome) -> io::Result<()> {
     }
 }
 
-fn progress_bar(allowed: bool, input: &Input) -> Option<ProgressBar> {
+pub(crate) fn progress_bar(allowed: bool, input: &Input) -> Option<ProgressBar> {
     if !allowed {
         return None;
     }

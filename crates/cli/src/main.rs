@@ -3,6 +3,8 @@
 
 use anyhow::Context;
 use censorwatch::analyze::{self, MAX_LINE, RunOptions};
+use censorwatch::db::DbUrl;
+use censorwatch::ingest;
 use censorwatch_verdict::Analyzer;
 use clap::{Args, Parser, Subcommand};
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -27,6 +29,23 @@ enum Command {
     /// Give a verdict on every OONI measurement in FILE… (JSONL, .gz, .zst, .json, or - for
     /// stdin): one line (or --json object) per measurement on stdout, a summary on stderr.
     Analyze(AnalyzeArgs),
+    /// Judge and store every OONI measurement in FILE… (as analyze reads them). Idempotent: a
+    /// measurement already stored is counted as a duplicate, so an interrupted ingest can simply
+    /// be run again. Lines that cannot be stored go to a rejects file with the reason.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// Input files: JSONL, .gz, .zst, .json, or - for stdin.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Where to store: sqlite:PATH (default) or clickhouse://HOST:PORT/DB.
+    #[arg(long, value_name = "URL", default_value = censorwatch::db::DEFAULT_DB)]
+    db: String,
+    /// Rejected lines (JSONL: file, line, reason, text); default: beside the SQLite file.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -57,7 +76,35 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze_command(args),
+        Command::Ingest(args) => ingest_command(args),
     }
+}
+
+fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let db = match DbUrl::parse(&args.db) {
+        Ok(db) => db,
+        Err(message) => {
+            eprintln!("censorwatch: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = db.open().map_err(anyhow::Error::msg)?;
+    let rejects = args.rejects.unwrap_or_else(|| db.default_rejects());
+    let analyzer = Analyzer::with_builtin_fingerprints();
+    let outcome = ingest::run(
+        &analyzer,
+        store.as_ref(),
+        &args.files,
+        &rejects,
+        io::stderr().is_terminal(),
+        &mut io::stderr(),
+    )
+    .context("the ingest stopped; what was stored so far is kept, and running the same command again completes it")?;
+    Ok(if outcome.failed_inputs.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn analyze_command(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {

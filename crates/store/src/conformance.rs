@@ -1,0 +1,1007 @@
+//! The backend-agnostic conformance suite: what every [`Store`] must do, written once and run
+//! against each backend (enable the `conformance` feature).
+//!
+//! Each check is a `pub fn(&dyn Store)` that takes a **fresh, empty** store and panics when the
+//! store misbehaves. A backend's tests either call [`run_all`] with a factory, or generate one
+//! `#[test]` per check with [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! censorwatch_store::conformance_tests!(|| -> Box<dyn censorwatch_store::Store> { Box::new(fresh_store()) });
+//! ```
+//!
+//! Records are built from the real OONI fixtures (`testdata/ooni/real_measurements_combined.jsonl`
+//! at the workspace root) and synthetic metadata variations. Expected query results come from a
+//! plain-Rust reference model ([`matches()`], [`newest_first`]) of the semantics documented in
+//! [`crate::query`].
+
+use crate::query::{Cursor, MAX_LIMIT};
+use crate::{InsertReport, MeasurementQuery, Record, Store};
+use censorwatch_model::{Measurement, Method, Status, Verdict};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// A conformance check: panics when the (fresh, empty) store misbehaves.
+pub type Check = fn(&dyn Store);
+
+/// Every check, by name, in the order [`run_all`] runs them.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("insert_then_get_round_trips", insert_then_get_round_trips),
+    ("reinserting_a_batch_stores_it_once", reinserting_a_batch_stores_it_once),
+    (
+        "an_id_repeated_inside_a_batch_is_stored_once",
+        an_id_repeated_inside_a_batch_is_stored_once,
+    ),
+    ("count_follows_inserts", count_follows_inserts),
+    ("every_filter_alone_and_combined", every_filter_alone_and_combined),
+    (
+        "paging_visits_each_record_once_newest_first",
+        paging_visits_each_record_once_newest_first,
+    ),
+    ("sql_metacharacters_are_literal", sql_metacharacters_are_literal),
+    ("a_5_mb_measurement_round_trips", a_5_mb_measurement_round_trips),
+    ("a_batch_of_10_000_records", a_batch_of_10_000_records),
+];
+
+/// Runs every check, each on a new store from `make`. Panics naming the first check that fails.
+pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
+    for (name, check) in CHECKS {
+        let store = make();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(store.as_ref())));
+        if outcome.is_err() {
+            panic!("store conformance check `{name}` failed (see the panic above)");
+        }
+    }
+}
+
+/// Generates one `#[test]` per conformance check (plus one that keeps the list in sync with
+/// [`CHECKS`]). `$make` is an expression evaluating to a `Fn() -> Box<dyn Store>` that returns a
+/// fresh, empty store each call.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            insert_then_get_round_trips,
+            reinserting_a_batch_stores_it_once,
+            an_id_repeated_inside_a_batch_is_stored_once,
+            count_follows_inserts,
+            every_filter_alone_and_combined,
+            paging_visits_each_record_once_newest_first,
+            sql_metacharacters_are_literal,
+            a_5_mb_measurement_round_trips,
+            a_batch_of_10_000_records,
+        );
+    };
+    (@each $make:expr; $($check:ident,)*) => {
+        $(
+            #[test]
+            fn $check() {
+                let make = $make;
+                let store: ::std::boxed::Box<dyn $crate::Store> = make();
+                $crate::conformance::$check(store.as_ref());
+            }
+        )*
+
+        #[test]
+        fn conformance_tests_cover_every_check() {
+            let generated: &[&str] = &[$(stringify!($check)),*];
+            let all: ::std::vec::Vec<&str> = $crate::conformance::CHECKS.iter().map(|(name, _)| *name).collect();
+            assert_eq!(generated, all.as_slice(), "conformance_tests! and conformance::CHECKS disagree");
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures and the reference model.
+
+/// Where the real OONI fixtures are (workspace root `testdata/`).
+pub fn fixture_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/ooni/real_measurements_combined.jsonl")
+}
+
+/// One record per line of the real fixtures (raw = the line's exact bytes, verdict from the
+/// built-in analyzer). Some fixtures may share an id; see [`distinct`].
+pub fn fixture_records() -> Vec<Record> {
+    static RECORDS: OnceLock<Vec<Record>> = OnceLock::new();
+    RECORDS
+        .get_or_init(|| {
+            let path = fixture_path();
+            let text = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "cannot read the OONI fixtures at {} ({e}); run from a censorwatch checkout",
+                    path.display()
+                )
+            });
+            let analyzer = censorwatch_verdict::Analyzer::with_builtin_fingerprints();
+            let records: Vec<Record> = text
+                .split(|&b| b == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                .enumerate()
+                .map(|(i, line)| {
+                    let m = Measurement::from_slice(line).unwrap_or_else(|e| panic!("fixture line {}: {e}", i + 1));
+                    let verdict = analyzer
+                        .verdict(&m)
+                        .unwrap_or_else(|e| panic!("fixture line {}: {e}", i + 1));
+                    Record::new(line, &m, verdict)
+                })
+                .collect();
+            assert!(
+                records.len() >= 50,
+                "expected the 80 real fixtures, found {}",
+                records.len()
+            );
+            records
+        })
+        .clone()
+}
+
+/// The first record of each id, in order.
+pub fn distinct(records: &[Record]) -> Vec<Record> {
+    let mut seen = HashSet::new();
+    records.iter().filter(|r| seen.insert(r.id.clone())).cloned().collect()
+}
+
+/// Fixture records whose raw measurement is at most `max_raw` bytes (for big batches).
+pub fn small_fixture_records(max_raw: usize) -> Vec<Record> {
+    let small: Vec<Record> = distinct(&fixture_records())
+        .into_iter()
+        .filter(|r| r.raw.len() <= max_raw)
+        .collect();
+    assert!(
+        small.len() >= 10,
+        "only {} fixtures are at most {max_raw} bytes",
+        small.len()
+    );
+    small
+}
+
+/// `n` records cycled from `templates` with unique ids (`<id>#<prefix><i>`) and start times spread
+/// over a few days.
+pub fn unique_records(templates: &[Record], prefix: &str, n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            let mut r = templates[i % templates.len()].clone();
+            r.id = format!("{}#{prefix}{i}", r.id);
+            r.meta.start_time = 1_700_000_000 + (i as i64 % 5000) * 60;
+            r
+        })
+        .collect()
+}
+
+/// The reference model of a query filter (including the cursor): does `r` belong in the results?
+pub fn matches(q: &MeasurementQuery, r: &Record) -> bool {
+    let m = &r.meta;
+    q.probe_cc.as_ref().is_none_or(|cc| *cc == m.probe_cc)
+        && q.probe_asn.is_none_or(|asn| asn == m.probe_asn)
+        && q.domain.as_ref().is_none_or(|d| m.domain.as_ref() == Some(d))
+        && q.since.is_none_or(|t| m.start_time >= t)
+        && q.until.is_none_or(|t| m.start_time < t)
+        && q.status.is_none_or(|s| s == r.verdict.status)
+        && q.method.is_none_or(|x| Some(x) == r.verdict.method)
+        && q.test_name.as_ref().is_none_or(|t| *t == m.test_name)
+        && q.cursor
+            .as_ref()
+            .is_none_or(|c| (m.start_time, r.id.as_str()) < (c.start_time, c.id.as_str()))
+}
+
+/// Sorts newest first: `start_time` descending, ties by id descending (byte order).
+pub fn newest_first(records: &mut [Record]) {
+    records.sort_by(|a, b| (b.meta.start_time, b.id.as_bytes()).cmp(&(a.meta.start_time, a.id.as_bytes())));
+}
+
+/// What a query must return (all pages): the matching records, newest first, raw bytes empty.
+pub fn expected(records: &[Record], q: &MeasurementQuery) -> Vec<Record> {
+    let mut out: Vec<Record> = records
+        .iter()
+        .filter(|r| matches(q, r))
+        .map(|r| Record {
+            raw: Vec::new(),
+            ..r.clone()
+        })
+        .collect();
+    newest_first(&mut out);
+    out
+}
+
+/// Follows cursors from `q` to the last page and returns everything, checking each page's shape
+/// (at most the limit, full unless last, raw empty, a cursor exactly when more follow, the cursor
+/// surviving its text form).
+pub fn query_all(store: &dyn Store, q: &MeasurementQuery) -> Vec<Record> {
+    let limit = q.effective_limit() as usize;
+    let mut q = q.clone();
+    let mut all: Vec<Record> = Vec::new();
+    for page_no in 0.. {
+        assert!(page_no <= 100_000, "paging does not end");
+        let page = store.query(&q).unwrap_or_else(|e| panic!("query {q:?}: {e}"));
+        assert!(
+            page.results.len() <= limit,
+            "page {page_no} has {} results, limit {limit}",
+            page.results.len()
+        );
+        assert!(
+            page.results.iter().all(|r| r.raw.is_empty()),
+            "query results must not carry raw bytes"
+        );
+        all.extend(page.results.iter().cloned());
+        match page.next {
+            None => return all,
+            Some(next) => {
+                assert_eq!(
+                    page.results.len(),
+                    limit,
+                    "page {page_no} is short but has a next cursor"
+                );
+                let last = page.results.last().expect("a next cursor on an empty page");
+                assert_eq!(
+                    (next.start_time, next.id.as_str()),
+                    (last.meta.start_time, last.id.as_str())
+                );
+                let decoded = Cursor::decode(&next.encode()).expect("the cursor survives its text form");
+                q.cursor = Some(decoded);
+            }
+        }
+    }
+    unreachable!()
+}
+
+fn ids(records: &[Record]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
+}
+
+fn insert(store: &dyn Store, batch: &[Record]) -> InsertReport {
+    store
+        .insert(batch)
+        .unwrap_or_else(|e| panic!("inserting {} records: {e}", batch.len()))
+}
+
+fn get(store: &dyn Store, id: &str) -> Option<Record> {
+    store.get(id).unwrap_or_else(|e| panic!("get {id:?}: {e}"))
+}
+
+fn count(store: &dyn Store) -> u64 {
+    store.count().unwrap_or_else(|e| panic!("count: {e}"))
+}
+
+/// A verdict with the given status and method, the rest from `base`.
+fn with_verdict(base: &Verdict, status: Status, method: Option<Method>) -> Verdict {
+    Verdict {
+        status,
+        method,
+        ..base.clone()
+    }
+}
+
+/// A deterministic byte stream (xorshift64*), incompressible.
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        out.extend_from_slice(&seed.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks.
+
+/// Every fixture comes back from `get` byte-exact, with its metadata and verdict; unknown ids are
+/// `None`; an unfiltered query returns them all without raw bytes.
+pub fn insert_then_get_round_trips(store: &dyn Store) {
+    let all = fixture_records();
+    let unique = distinct(&all);
+    let report = insert(store, &all);
+    assert_eq!(
+        report,
+        InsertReport {
+            stored: unique.len() as u64,
+            duplicates: (all.len() - unique.len()) as u64
+        },
+        "fixtures sharing an id are duplicates"
+    );
+    for r in &unique {
+        let got = get(store, &r.id).unwrap_or_else(|| panic!("{} was inserted but get says missing", r.id));
+        assert!(
+            got.raw == r.raw,
+            "{}: raw bytes differ ({} vs {} bytes)",
+            r.id,
+            got.raw.len(),
+            r.raw.len()
+        );
+        assert_eq!(got.meta, r.meta, "{}: metadata", r.id);
+        assert_eq!(got.verdict, r.verdict, "{}: verdict", r.id);
+        assert_eq!(got, *r);
+    }
+    assert_eq!(get(store, "no-such-id"), None);
+    assert_eq!(get(store, ""), None);
+    let q = MeasurementQuery {
+        limit: MAX_LIMIT,
+        ..Default::default()
+    };
+    assert_eq!(query_all(store, &q), expected(&unique, &q));
+    // Single page: the limit is larger than the data, so there is no next page.
+    let page = store.query(&q).unwrap();
+    assert_eq!(page.results.len(), unique.len());
+    assert_eq!(page.next, None);
+}
+
+/// The same batch twice: stored once, the second report says duplicates, and a different record
+/// under a stored id changes nothing.
+pub fn reinserting_a_batch_stores_it_once(store: &dyn Store) {
+    let batch = distinct(&fixture_records());
+    let n = batch.len() as u64;
+    assert_eq!(
+        insert(store, &batch),
+        InsertReport {
+            stored: n,
+            duplicates: 0
+        }
+    );
+    assert_eq!(
+        insert(store, &batch),
+        InsertReport {
+            stored: 0,
+            duplicates: n
+        }
+    );
+    assert_eq!(count(store), n);
+
+    let original = &batch[0];
+    let mut changed = batch[1].clone();
+    changed.id = original.id.clone();
+    changed.raw = b"{\"different\": true}".to_vec();
+    changed.meta.probe_cc = "XX".into();
+    changed.verdict = with_verdict(&changed.verdict, Status::Blocked, Some(Method::Throttled));
+    assert_eq!(
+        insert(store, &[changed]),
+        InsertReport {
+            stored: 0,
+            duplicates: 1
+        }
+    );
+    assert_eq!(
+        get(store, &original.id).as_ref(),
+        Some(original),
+        "a duplicate must leave the stored record unchanged"
+    );
+    assert_eq!(count(store), n);
+    let q = MeasurementQuery {
+        probe_cc: Some("XX".into()),
+        ..Default::default()
+    };
+    assert!(
+        store.query(&q).unwrap().results.is_empty(),
+        "the duplicate's metadata must not be stored"
+    );
+}
+
+/// `[a, b, a', c, b]` stores a, b, c once each (the first occurrence wins) and reports two
+/// duplicates.
+pub fn an_id_repeated_inside_a_batch_is_stored_once(store: &dyn Store) {
+    let f = distinct(&fixture_records());
+    let (a, b, c) = (&f[0], &f[1], &f[2]);
+    let mut a2 = f[3].clone();
+    a2.id = a.id.clone();
+    a2.raw = b"second copy".to_vec();
+    let report = insert(store, &[a.clone(), b.clone(), a2, c.clone(), b.clone()]);
+    assert_eq!(
+        report,
+        InsertReport {
+            stored: 3,
+            duplicates: 2
+        }
+    );
+    assert_eq!(count(store), 3);
+    assert_eq!(
+        get(store, &a.id).as_ref(),
+        Some(a),
+        "the first occurrence in a batch wins"
+    );
+    assert_eq!(get(store, &b.id).as_ref(), Some(b));
+    assert_eq!(get(store, &c.id).as_ref(), Some(c));
+    let q = MeasurementQuery::default();
+    assert_eq!(
+        ids(&query_all(store, &q)),
+        ids(&expected(&[a.clone(), b.clone(), c.clone()], &q))
+    );
+}
+
+/// `count` is 0 when empty and follows stored records, not inserted ones.
+pub fn count_follows_inserts(store: &dyn Store) {
+    let f = distinct(&fixture_records());
+    assert_eq!(count(store), 0);
+    assert_eq!(
+        insert(store, &[]),
+        InsertReport::default(),
+        "an empty batch does nothing"
+    );
+    assert_eq!(count(store), 0);
+    insert(store, &f[..3]);
+    assert_eq!(count(store), 3);
+    insert(store, &f[..3]);
+    assert_eq!(count(store), 3);
+    insert(store, &f[2..7]);
+    assert_eq!(count(store), 7);
+    insert(store, &f);
+    assert_eq!(count(store), f.len() as u64);
+}
+
+/// 240 records whose metadata varies independently (country, ASN, domain, test, status, method,
+/// time with many ties).
+pub fn filter_dataset() -> Vec<Record> {
+    let templates = small_fixture_records(16 * 1024);
+    let statuses = [
+        (Status::Blocked, Some(Method::DnsNxdomain)),
+        (Status::Blocked, Some(Method::TlsReset)),
+        (Status::Ok, None),
+        (Status::Down, None),
+        (Status::Inconclusive, None),
+        (Status::Blocked, Some(Method::HttpBlockpage)),
+    ];
+    (0..240usize)
+        .map(|i| {
+            let mut r = templates[i % templates.len()].clone();
+            r.id = format!("syn-{:04}", (i * 97) % 240);
+            r.meta.probe_cc = ["IR", "PK", "RU"][i % 3].into();
+            r.meta.probe_asn = [100, 200, 300, 0][i % 4];
+            r.meta.domain =
+                [Some("a.com"), Some("b.org"), None, Some("a.com"), Some("c.net")][i % 5].map(str::to_owned);
+            r.meta.test_name = ["web_connectivity", "signal"][(i % 7) % 2].into();
+            let (status, method) = statuses[(i % 11) % 6];
+            r.verdict = with_verdict(&r.verdict, status, method);
+            r.meta.start_time = 1_710_000_000 + (i as i64 % 13) * 3600;
+            r
+        })
+        .collect()
+}
+
+/// Each filter alone and combined, checked against the reference model, over all pages and
+/// with a small page size.
+pub fn every_filter_alone_and_combined(store: &dyn Store) {
+    let data = filter_dataset();
+    assert_eq!(insert(store, &data).stored, data.len() as u64);
+    let t = |k: i64| 1_710_000_000 + k * 3600;
+    let base = MeasurementQuery::default();
+    let s = |v: &str| Some(v.to_owned());
+    // (name, query, whether the model must find something: guards against a vacuous case)
+    let cases: Vec<(&str, MeasurementQuery, bool)> = vec![
+        ("none", base.clone(), true),
+        (
+            "cc",
+            MeasurementQuery {
+                probe_cc: s("IR"),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "cc absent",
+            MeasurementQuery {
+                probe_cc: s("XX"),
+                ..base.clone()
+            },
+            false,
+        ),
+        (
+            "asn",
+            MeasurementQuery {
+                probe_asn: Some(200),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "asn 0",
+            MeasurementQuery {
+                probe_asn: Some(0),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "domain",
+            MeasurementQuery {
+                domain: s("a.com"),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "domain absent",
+            MeasurementQuery {
+                domain: s("a.co"),
+                ..base.clone()
+            },
+            false,
+        ),
+        (
+            "since (inclusive)",
+            MeasurementQuery {
+                since: Some(t(5)),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "until (exclusive)",
+            MeasurementQuery {
+                until: Some(t(5)),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "since..until",
+            MeasurementQuery {
+                since: Some(t(3)),
+                until: Some(t(8)),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "since == until",
+            MeasurementQuery {
+                since: Some(t(3)),
+                until: Some(t(3)),
+                ..base.clone()
+            },
+            false,
+        ),
+        (
+            "since between records",
+            MeasurementQuery {
+                since: Some(t(12) - 1),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "status blocked",
+            MeasurementQuery {
+                status: Some(Status::Blocked),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "status ok",
+            MeasurementQuery {
+                status: Some(Status::Ok),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "status down",
+            MeasurementQuery {
+                status: Some(Status::Down),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "status inconclusive",
+            MeasurementQuery {
+                status: Some(Status::Inconclusive),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "method",
+            MeasurementQuery {
+                method: Some(Method::TlsReset),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "method absent",
+            MeasurementQuery {
+                method: Some(Method::Throttled),
+                ..base.clone()
+            },
+            false,
+        ),
+        (
+            "test_name",
+            MeasurementQuery {
+                test_name: s("signal"),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "cc + asn + domain",
+            MeasurementQuery {
+                probe_cc: s("PK"),
+                probe_asn: Some(300),
+                domain: s("a.com"),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "cc + status + since + until",
+            MeasurementQuery {
+                probe_cc: s("RU"),
+                status: Some(Status::Blocked),
+                since: Some(t(2)),
+                until: Some(t(11)),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "status + method + test_name",
+            MeasurementQuery {
+                status: Some(Status::Blocked),
+                method: Some(Method::DnsNxdomain),
+                test_name: s("web_connectivity"),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "contradiction: status ok + method",
+            MeasurementQuery {
+                status: Some(Status::Ok),
+                method: Some(Method::DnsNxdomain),
+                ..base.clone()
+            },
+            false,
+        ),
+        (
+            "everything",
+            MeasurementQuery {
+                probe_cc: s("IR"),
+                probe_asn: Some(100),
+                domain: s("a.com"),
+                since: Some(t(0)),
+                until: Some(t(13)),
+                status: Some(Status::Blocked),
+                test_name: s("web_connectivity"),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "cursor from no record",
+            MeasurementQuery {
+                cursor: Some(Cursor {
+                    start_time: t(6),
+                    id: "syn-0100".into(),
+                }),
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "domain + cursor",
+            MeasurementQuery {
+                domain: s("c.net"),
+                cursor: Some(Cursor {
+                    start_time: t(9),
+                    id: "syn-9999".into(),
+                }),
+                ..base.clone()
+            },
+            true,
+        ),
+    ];
+    for (name, q, nonempty) in cases {
+        let want = expected(&data, &q);
+        assert_eq!(
+            !want.is_empty(),
+            nonempty,
+            "test data for case {name:?} is not what the case needs"
+        );
+        for limit in [MAX_LIMIT, 7] {
+            let q = MeasurementQuery { limit, ..q.clone() };
+            let got = query_all(store, &q);
+            assert_eq!(ids(&got), ids(&want), "case {name:?}, limit {limit}: {q:?}");
+            assert_eq!(got, want, "case {name:?}: records differ from what was inserted");
+        }
+    }
+    // The documented bounds, spelled out.
+    let since = query_all(
+        store,
+        &MeasurementQuery {
+            since: Some(t(5)),
+            limit: MAX_LIMIT,
+            ..base.clone()
+        },
+    );
+    assert!(since.iter().any(|r| r.meta.start_time == t(5)), "since is inclusive");
+    let until = query_all(
+        store,
+        &MeasurementQuery {
+            until: Some(t(5)),
+            limit: MAX_LIMIT,
+            ..base
+        },
+    );
+    assert!(until.iter().all(|r| r.meta.start_time < t(5)), "until is exclusive");
+}
+
+/// 500 records over 37 distinct times (ties broken by id), inserted in scrambled order, paged with
+/// several page sizes: each record once, newest first.
+pub fn paging_visits_each_record_once_newest_first(store: &dyn Store) {
+    let templates = small_fixture_records(16 * 1024);
+    let mut data: Vec<Record> = (0..500u64)
+        .map(|i| {
+            let mut r = templates[i as usize % templates.len()].clone();
+            // Ids whose order has nothing to do with insertion order or time.
+            r.id = format!("p-{:08x}", (i.wrapping_mul(2_654_435_761)) % (1 << 32));
+            r.meta.start_time = 1_720_000_000 + ((i * 7) % 37) as i64 * 10;
+            r
+        })
+        .collect();
+    data.rotate_left(123);
+    for chunk in data.chunks(150) {
+        insert(store, chunk);
+    }
+    assert_eq!(count(store), 500);
+    let mut want = data
+        .iter()
+        .map(|r| Record {
+            raw: Vec::new(),
+            ..r.clone()
+        })
+        .collect::<Vec<_>>();
+    newest_first(&mut want);
+    let mut ties = BTreeMap::<i64, usize>::new();
+    for r in &want {
+        *ties.entry(r.meta.start_time).or_default() += 1;
+    }
+    assert!(ties.values().all(|&n| n > 10), "the data must have many ties");
+
+    for limit in [1, 7, 50, 100, 499, 500, MAX_LIMIT] {
+        let q = MeasurementQuery {
+            limit,
+            ..Default::default()
+        };
+        let got = query_all(store, &q);
+        let mut seen = HashSet::new();
+        for r in &got {
+            assert!(seen.insert(r.id.as_str()), "limit {limit}: {} visited twice", r.id);
+        }
+        assert_eq!(ids(&got), ids(&want), "limit {limit}: order or coverage is wrong");
+        assert_eq!(got, want);
+    }
+    // Page boundaries: 500 = 10 × 50, so the 10th page is full and must be the last one.
+    let mut q = MeasurementQuery {
+        limit: 50,
+        ..Default::default()
+    };
+    for page_no in 1..=10 {
+        let page = store.query(&q).unwrap();
+        assert_eq!(page.results.len(), 50, "page {page_no}");
+        assert_eq!(
+            page.next.is_some(),
+            page_no < 10,
+            "page {page_no}: a next cursor exactly when more follow"
+        );
+        q.cursor = page.next;
+    }
+    // Default and maximum page sizes.
+    assert_eq!(store.query(&MeasurementQuery::default()).unwrap().results.len(), 100);
+    let capped = store
+        .query(&MeasurementQuery {
+            limit: 5000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((capped.results.len(), capped.next), (500, None));
+    // A cursor at the very end gives an empty last page.
+    let oldest = want.last().unwrap();
+    let end = MeasurementQuery {
+        cursor: Some(Cursor {
+            start_time: oldest.meta.start_time,
+            id: oldest.id.clone(),
+        }),
+        ..Default::default()
+    };
+    let page = store.query(&end).unwrap();
+    assert!(
+        page.results.is_empty() && page.next.is_none(),
+        "nothing is older than the oldest record"
+    );
+}
+
+/// The strings of [`sql_metacharacters_are_literal`]: SQL and LIKE metacharacters, quotes,
+/// comments, escapes, and unicode (no NUL).
+pub const NASTY: &[&str] = &[
+    "'",
+    "\"",
+    ";",
+    "--",
+    "%",
+    "_",
+    "\\",
+    "' OR '1'='1",
+    "\"; DROP TABLE measurements; --",
+    "a%",
+    "%a",
+    "_b",
+    "a_",
+    "'); DELETE FROM measurements; --",
+    "/* comment */",
+    "`backtick`",
+    "$1 ?1 :name @p",
+    "ünïcødé.例え.テスト",
+    "🙂 emoji",
+    "\u{202e}rtl\u{200b}",
+    "tab\tnew\nline\r",
+    "  spaced  ",
+    "sha256:ab:cd",
+];
+
+/// Metacharacters in every text field are stored and matched literally (no LIKE, no injection),
+/// in filters and in cursors.
+pub fn sql_metacharacters_are_literal(store: &dyn Store) {
+    let template = small_fixture_records(16 * 1024)[0].clone();
+    let nasty_record = |i: usize, s: &str| {
+        let mut r = template.clone();
+        r.id = s.to_owned();
+        r.meta.start_time = 1_730_000_000 + (i as i64 % 3);
+        r.meta.probe_cc = s.to_owned();
+        r.meta.probe_network_name = s.to_owned();
+        r.meta.test_name = s.to_owned();
+        r.meta.input = Some(format!("https://{s}/"));
+        r.meta.domain = Some(s.to_owned());
+        r.meta.report_id = Some(s.to_owned());
+        r.verdict.blockpage = Some(s.to_owned());
+        r.verdict.reasons = vec![s.to_owned(), format!("x{s}y")];
+        r.raw = s.as_bytes().to_vec();
+        r
+    };
+    // Decoys that LIKE-style or trimmed matching would confuse with the nasty strings.
+    let decoys = [
+        "a",
+        "b",
+        "ab",
+        "aa",
+        "ba",
+        "x",
+        "a%b",
+        "",
+        " spaced ",
+        "ÜNÏCØDÉ.例え.テスト",
+    ];
+    let mut data: Vec<Record> = NASTY.iter().enumerate().map(|(i, s)| nasty_record(i, s)).collect();
+    data.extend(decoys.iter().enumerate().map(|(i, s)| {
+        let mut r = nasty_record(i, s);
+        r.id = format!("decoy-{i}");
+        r
+    }));
+    assert_eq!(
+        insert(store, &data),
+        InsertReport {
+            stored: data.len() as u64,
+            duplicates: 0
+        }
+    );
+    assert_eq!(count(store), data.len() as u64, "the table survived");
+    for r in &data {
+        assert_eq!(get(store, &r.id).as_ref(), Some(r), "get {:?}", r.id);
+    }
+    assert_eq!(get(store, "%"), Some(data[4].clone()));
+    assert_eq!(get(store, "decoy-%"), None, "get matches ids literally");
+
+    for (i, s) in NASTY.iter().enumerate() {
+        let one = |q: MeasurementQuery, field: &str| {
+            let got = query_all(store, &q);
+            assert_eq!(ids(&got), vec![*s], "{field} = {s:?} must match exactly one record");
+            assert_eq!(
+                got[0],
+                Record {
+                    raw: Vec::new(),
+                    ..data[i].clone()
+                }
+            );
+        };
+        let v = Some(s.to_string());
+        one(
+            MeasurementQuery {
+                probe_cc: v.clone(),
+                ..Default::default()
+            },
+            "probe_cc",
+        );
+        one(
+            MeasurementQuery {
+                domain: v.clone(),
+                ..Default::default()
+            },
+            "domain",
+        );
+        one(
+            MeasurementQuery {
+                test_name: v.clone(),
+                ..Default::default()
+            },
+            "test_name",
+        );
+        one(
+            MeasurementQuery {
+                probe_cc: v.clone(),
+                domain: v.clone(),
+                test_name: v,
+                ..Default::default()
+            },
+            "all three",
+        );
+        // A cursor whose id is the nasty string continues strictly after it.
+        let q = MeasurementQuery {
+            cursor: Some(Cursor {
+                start_time: data[i].meta.start_time,
+                id: s.to_string(),
+            }),
+            limit: MAX_LIMIT,
+            ..Default::default()
+        };
+        assert_eq!(ids(&query_all(store, &q)), ids(&expected(&data, &q)), "cursor at {s:?}");
+    }
+    assert_eq!(count(store), data.len() as u64, "nothing was deleted");
+}
+
+/// A 5 MB incompressible measurement and a 5 MB very compressible one come back byte-exact.
+pub fn a_5_mb_measurement_round_trips(store: &dyn Store) {
+    let template = small_fixture_records(16 * 1024)[0].clone();
+    let mut noisy = template.clone();
+    noisy.id = "big-noise".into();
+    noisy.raw = noise(5 * 1024 * 1024 + 3, 0x9E37_79B9_7F4A_7C15);
+    let mut repetitive = template;
+    repetitive.id = "big-repetitive".into();
+    repetitive.raw = b"{\"test_keys\": \""
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(b'a', 5 * 1024 * 1024))
+        .collect();
+    assert_eq!(insert(store, &[noisy.clone(), repetitive.clone()]).stored, 2);
+    for r in [&noisy, &repetitive] {
+        let got = get(store, &r.id).expect("stored");
+        assert_eq!(got.raw.len(), r.raw.len(), "{}: length", r.id);
+        assert!(got.raw == r.raw, "{}: bytes differ", r.id);
+        assert_eq!(got, *r);
+    }
+}
+
+/// 10 000 records in one insert, then again (all duplicates).
+pub fn a_batch_of_10_000_records(store: &dyn Store) {
+    let batch = unique_records(&small_fixture_records(16 * 1024), "big", 10_000);
+    assert_eq!(
+        insert(store, &batch),
+        InsertReport {
+            stored: 10_000,
+            duplicates: 0
+        }
+    );
+    assert_eq!(count(store), 10_000);
+    for r in batch.iter().step_by(499) {
+        assert_eq!(get(store, &r.id).as_ref(), Some(r));
+    }
+    let page = store
+        .query(&MeasurementQuery {
+            limit: MAX_LIMIT,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.results.len(), MAX_LIMIT as usize);
+    assert_eq!(
+        ids(&page.results),
+        ids(&expected(&batch, &MeasurementQuery::default())[..MAX_LIMIT as usize])
+    );
+    assert_eq!(
+        insert(store, &batch),
+        InsertReport {
+            stored: 0,
+            duplicates: 10_000
+        }
+    );
+    assert_eq!(count(store), 10_000);
+}

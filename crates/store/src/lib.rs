@@ -1,0 +1,78 @@
+//! censorwatch's storage: one [`Store`] trait, with an embedded SQLite backend (the default: one
+//! file, zero setup) and a ClickHouse backend (when one machine is not enough).
+//!
+//! Every backend keeps the raw measurement byte-exact (zstd-compressed), the verdict, and the
+//! metadata queries need; a measurement is identified by its OONI `measurement_uid`, or by a
+//! content hash when it has none, and storing the same measurement twice stores it once.
+//!
+//! This crate knows nothing about HTTP and decides no verdicts: callers hand it
+//! [`Record`]s (raw bytes + parsed measurement + verdict).
+//!
+//! With the `conformance` feature, `conformance` is the backend-agnostic test suite every
+//! backend's tests run.
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod query;
+pub mod record;
+pub mod sqlite;
+
+pub use query::{MeasurementQuery, Page};
+pub use record::{Record, RecordMeta};
+pub use sqlite::SqliteStore;
+
+/// What one [`Store::insert`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertReport {
+    /// Records newly stored.
+    pub stored: u64,
+    /// Records whose id was already stored (nothing changed).
+    pub duplicates: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database is from a newer censorwatch.
+    #[error(
+        "the database schema is version {found}, newer than this censorwatch understands ({supported}); upgrade censorwatch"
+    )]
+    SchemaTooNew {
+        /// Version found.
+        found: u32,
+        /// Newest version this build knows.
+        supported: u32,
+    },
+    /// A stored row could not be decoded.
+    #[error("stored measurement {id} is corrupt: {message}")]
+    Corrupt {
+        /// Its id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A query argument is invalid (bad cursor, bad filter).
+    #[error("invalid query: {0}")]
+    BadQuery(String),
+    /// Anything else from I/O.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A measurement store. Every method is synchronous and thread-safe; async callers (the server)
+/// run them on a blocking thread.
+pub trait Store: Send + Sync {
+    /// Stores a batch atomically (all or nothing) and durably: when this returns `Ok`, the
+    /// records survive a crash. Records whose id is already stored are counted as duplicates and
+    /// left unchanged.
+    fn insert(&self, batch: &[Record]) -> Result<InsertReport, StoreError>;
+    /// One measurement by id, with its raw bytes.
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
+    /// Measurements matching `query`, newest first, one page at a time (raw bytes not loaded).
+    fn query(&self, query: &MeasurementQuery) -> Result<Page, StoreError>;
+    /// How many measurements are stored.
+    fn count(&self) -> Result<u64, StoreError>;
+}

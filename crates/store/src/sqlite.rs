@@ -1,0 +1,407 @@
+//! The embedded SQLite backend: one file in WAL mode, `synchronous=FULL` (an acknowledged insert
+//! survives a crash or power loss), schema versioned with `PRAGMA user_version` and migrated on
+//! open.
+//!
+//! # Concurrency
+//!
+//! A [`SqliteStore`] holds two connections to the file, each behind its own [`Mutex`]:
+//!
+//! - the **writer**, used by [`Store::insert`]: inserts from many threads are serialized by the
+//!   mutex (SQLite allows one writer at a time anyway), and each batch runs in a
+//!   `BEGIN IMMEDIATE` transaction so that other *processes* (or other `SqliteStore`s on the same
+//!   file) wait on the busy timeout instead of failing with a lock upgrade deadlock;
+//! - the **reader**, used by [`Store::get`], [`Store::query`] and [`Store::count`]: in WAL mode it
+//!   reads the last committed state without waiting for a writer in progress.
+//!
+//! Zstd compression happens before the writer lock is taken, so threads compress in parallel.
+//! This is deliberately simple; a pool of readers can replace the single reader later without
+//! changing the API.
+
+use crate::query::Cursor;
+use crate::record::RecordMeta;
+use crate::{InsertReport, MeasurementQuery, Page, Record, Store, StoreError};
+use censorwatch_model::Verdict;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The schema migrations, in order: `MIGRATIONS[i]` takes a database from `user_version` `i` to
+/// `i + 1`, in one transaction. Append only; never edit a shipped step.
+const MIGRATIONS: &[&str] = &[
+    // v1: the measurements table and its indexes.
+    include_str!("sqlite/schema.sql"),
+];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The zstd level raw measurements are compressed with.
+const ZSTD_LEVEL: i32 = 3;
+
+/// How long a connection waits for another writer (another process on the same file) before
+/// giving up with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The columns a [`Record`] is read from, without the raw bytes (see [`read_record`]).
+const RECORD_COLUMNS: &str =
+    "id, start_time, probe_cc, probe_asn, probe_network_name, test_name, input, domain, report_id, verdict_json";
+
+const INSERT_SQL: &str = "INSERT INTO measurements (id, start_time, probe_cc, probe_asn, probe_network_name, \
+     test_name, input, domain, report_id, status, method, confidence, blockpage, ooni_blocking, accessible, \
+     verdict_json, raw_zstd, raw_len) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+     ON CONFLICT(id) DO NOTHING";
+
+/// The embedded store: one SQLite file in WAL mode. Thread-safe; see the module docs for how
+/// connections are shared.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file and its parent directories if missing and
+    /// migrating the schema to [`SCHEMA_VERSION`]. A database written by a newer censorwatch is
+    /// refused with [`StoreError::SchemaTooNew`].
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot create the directory {} for the database: {e}", parent.display()),
+                )
+            })?;
+        }
+        let mut writer = connect(path)?;
+        // Refuse a newer database before touching it (switching to WAL writes to the file).
+        check_version(&writer)?;
+        // WAL is a property of the file: set once, by the writer, before the migrations.
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Io(std::io::Error::other(format!(
+                "{} cannot be switched to WAL mode (it stays in {mode:?} mode); put the database on a local \
+                 file system",
+                path.display()
+            ))));
+        }
+        migrate(&mut writer)?;
+        let reader = connect(path)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Opens one connection with the per-connection settings.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        StoreError::Io(std::io::Error::other(format!(
+            "cannot open the database {} ({e}); check that the path is a writable file, not a directory",
+            path.display()
+        )))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Fails with [`StoreError::SchemaTooNew`] when the file is from a newer censorwatch.
+fn check_version(conn: &Connection) -> Result<u32, StoreError> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// Applies the pending migrations, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        // IMMEDIATE: two processes opening a fresh file at once must not both run step 1.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = check_version(&tx)?;
+        let Some(step) = MIGRATIONS.get(found as usize) else {
+            return Ok(());
+        };
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", found + 1)?;
+        tx.commit()?;
+    }
+}
+
+/// Locks a connection. A panic in another thread while holding it cannot leave a transaction
+/// open (rusqlite rolls back on drop), so a poisoned lock is safe to reuse.
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A record turned into column values (done outside the writer lock).
+struct Encoded<'a> {
+    record: &'a Record,
+    verdict_json: String,
+    ooni_blocking: Option<String>,
+    raw_zstd: Vec<u8>,
+}
+
+fn encode(record: &Record) -> Result<Encoded<'_>, StoreError> {
+    let cannot = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt {
+        id: record.id.clone(),
+        message: format!("cannot encode its {what} for storage ({e}); this is a censorwatch bug, please report it"),
+    };
+    let verdict_json = serde_json::to_string(&record.verdict).map_err(|e| cannot("verdict", &e))?;
+    let ooni_blocking = match &record.verdict.ooni_blocking {
+        Some(b) => Some(serde_json::to_string(b).map_err(|e| cannot("ooni_blocking", &e))?),
+        None => None,
+    };
+    let raw_zstd = zstd::bulk::compress(&record.raw, ZSTD_LEVEL).map_err(|e| cannot("raw bytes", &e))?;
+    Ok(Encoded {
+        record,
+        verdict_json,
+        ooni_blocking,
+        raw_zstd,
+    })
+}
+
+/// Reads the [`RECORD_COLUMNS`] of a row, starting at column 0 (raw bytes left empty).
+fn read_record(row: &Row<'_>) -> Result<Record, StoreError> {
+    let id: String = row.get(0)?;
+    let asn: i64 = row.get(3)?;
+    let probe_asn = u32::try_from(asn).map_err(|_| StoreError::Corrupt {
+        id: id.clone(),
+        message: format!("probe_asn {asn} is out of range"),
+    })?;
+    let verdict_json: String = row.get(9)?;
+    let verdict: Verdict = serde_json::from_str(&verdict_json).map_err(|e| StoreError::Corrupt {
+        id: id.clone(),
+        message: format!("its verdict_json does not parse: {e}"),
+    })?;
+    Ok(Record {
+        meta: RecordMeta {
+            start_time: row.get(1)?,
+            probe_cc: row.get(2)?,
+            probe_asn,
+            probe_network_name: row.get(4)?,
+            test_name: row.get(5)?,
+            input: row.get(6)?,
+            domain: row.get(7)?,
+            report_id: row.get(8)?,
+        },
+        id,
+        verdict,
+        raw: Vec::new(),
+    })
+}
+
+impl Store for SqliteStore {
+    fn insert(&self, batch: &[Record]) -> Result<InsertReport, StoreError> {
+        let mut report = InsertReport::default();
+        if batch.is_empty() {
+            return Ok(report);
+        }
+        let rows = batch.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        let mut conn = lock(&self.writer);
+        // Dropping `tx` on any error below rolls the whole batch back.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(INSERT_SQL)?;
+            for row in &rows {
+                let (r, m, v) = (row.record, &row.record.meta, &row.record.verdict);
+                let changed = stmt.execute(params![
+                    r.id,
+                    m.start_time,
+                    m.probe_cc,
+                    i64::from(m.probe_asn),
+                    m.probe_network_name,
+                    m.test_name,
+                    m.input,
+                    m.domain,
+                    m.report_id,
+                    v.status.as_str(),
+                    v.method.map(|x| x.as_str()),
+                    v.confidence,
+                    v.blockpage,
+                    row.ooni_blocking,
+                    v.accessible,
+                    row.verdict_json,
+                    row.raw_zstd,
+                    r.raw.len() as i64,
+                ])?;
+                match changed {
+                    0 => report.duplicates += 1,
+                    _ => report.stored += 1,
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(report)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS}, raw_zstd, raw_len FROM measurements WHERE id = ?1"
+        ))?;
+        let row = stmt
+            .query_row([id], |row| {
+                let compressed: Vec<u8> = row.get(10)?;
+                let raw_len: i64 = row.get(11)?;
+                Ok((read_record(row), compressed, raw_len))
+            })
+            .optional()?;
+        let Some((record, compressed, raw_len)) = row else {
+            return Ok(None);
+        };
+        let mut record = record?;
+        let corrupt = |message: String| StoreError::Corrupt {
+            id: id.to_owned(),
+            message,
+        };
+        let len = usize::try_from(raw_len).map_err(|_| corrupt(format!("raw_len {raw_len} is invalid")))?;
+        // Not `bulk::decompress(_, len)`: a corrupt `raw_len` must not decide an allocation.
+        let raw = zstd::stream::decode_all(compressed.as_slice())
+            .map_err(|e| corrupt(format!("its raw bytes do not decompress: {e}")))?;
+        if raw.len() != len {
+            return Err(corrupt(format!(
+                "its raw bytes decompress to {} bytes, not the {len} stored",
+                raw.len()
+            )));
+        }
+        record.raw = raw;
+        Ok(Some(record))
+    }
+
+    fn query(&self, query: &MeasurementQuery) -> Result<Page, StoreError> {
+        // Only fixed SQL fragments are appended; every value is a bound parameter.
+        let mut sql = format!("SELECT {RECORD_COLUMNS} FROM measurements WHERE 1");
+        let mut values: Vec<Value> = Vec::new();
+        let mut filter = |clause: &str, vals: Vec<Value>| {
+            sql.push_str(" AND ");
+            sql.push_str(clause);
+            values.extend(vals);
+        };
+        if let Some(cc) = &query.probe_cc {
+            filter("probe_cc = ?", vec![Value::Text(cc.clone())]);
+        }
+        if let Some(asn) = query.probe_asn {
+            filter("probe_asn = ?", vec![Value::Integer(asn.into())]);
+        }
+        if let Some(domain) = &query.domain {
+            filter("domain = ?", vec![Value::Text(domain.clone())]);
+        }
+        if let Some(since) = query.since {
+            filter("start_time >= ?", vec![Value::Integer(since)]);
+        }
+        if let Some(until) = query.until {
+            filter("start_time < ?", vec![Value::Integer(until)]);
+        }
+        if let Some(status) = query.status {
+            filter("status = ?", vec![Value::Text(status.as_str().to_owned())]);
+        }
+        if let Some(method) = query.method {
+            filter("method = ?", vec![Value::Text(method.as_str().to_owned())]);
+        }
+        if let Some(test_name) = &query.test_name {
+            filter("test_name = ?", vec![Value::Text(test_name.clone())]);
+        }
+        if let Some(Cursor { start_time, id }) = &query.cursor {
+            filter(
+                "(start_time, id) < (?, ?)",
+                vec![Value::Integer(*start_time), Value::Text(id.clone())],
+            );
+        }
+        let limit = query.effective_limit() as usize;
+        sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT ?");
+        values.push(Value::Integer(limit as i64 + 1));
+
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+        let mut results = Vec::with_capacity(limit.min(128));
+        let mut more = false;
+        while let Some(row) = rows.next()? {
+            if results.len() == limit {
+                more = true;
+                break;
+            }
+            results.push(read_record(row)?);
+        }
+        let next = match results.last() {
+            Some(last) if more => Some(Cursor {
+                start_time: last.meta.start_time,
+                id: last.id.clone(),
+            }),
+            _ => None,
+        };
+        Ok(Page { results, next })
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        let conn = lock(&self.reader);
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_versioned_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+        let conn = lock(&store.writer);
+        let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "FULL");
+        let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 1);
+        let reader = lock(&store.reader);
+        let sync: i64 = reader.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "FULL on the reader too");
+    }
+
+    #[test]
+    fn queries_use_the_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("i.db")).unwrap();
+        let conn = lock(&store.reader);
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let p = plan(
+            "SELECT id FROM measurements WHERE (start_time, id) < (1, 'x') ORDER BY start_time DESC, id DESC LIMIT 5",
+        );
+        assert!(p.contains("measurements_time_id") && !p.contains("TEMP B-TREE"), "{p}");
+        let p = plan("SELECT id FROM measurements WHERE probe_cc = 'IR' AND domain = 'x.com' AND probe_asn = 1");
+        assert!(p.contains("measurements_cc_domain_asn_time"), "{p}");
+    }
+}
