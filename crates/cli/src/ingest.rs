@@ -10,17 +10,21 @@
 use crate::analyze::{self, MeasurementSink, StreamError, Summary};
 use crate::input::Input;
 use censorwatch_model::{Measurement, Verdict};
-use censorwatch_store::{Record, Store};
+use censorwatch_store::{InsertReport, Record, Store, StoreError};
 use censorwatch_verdict::Analyzer;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
-/// Records per transaction: large enough to amortize the commit (fsync), small enough that a
-/// kill loses little work.
+/// Records per transaction at most: large enough to amortize the commit (fsync), small enough
+/// that a kill loses little work.
 pub const BATCH: usize = 2_000;
+
+/// Raw bytes per transaction at most, so memory stays flat whatever the measurements' size.
+pub const BATCH_BYTES: usize = 16 << 20;
 
 /// Counts of one ingest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -79,11 +83,12 @@ impl Rejects {
     }
 }
 
-/// The sink that batches records into the store.
+/// The sink that batches records and hands each batch to the writer thread.
 struct StoreSink<'a> {
-    store: &'a dyn Store,
+    to_writer: SyncSender<Vec<Record>>,
     batch: Vec<Record>,
-    counts: IngestCounts,
+    batch_bytes: usize,
+    rejected: u64,
     rejects: &'a mut Rejects,
     file: &'a str,
 }
@@ -93,18 +98,18 @@ impl StoreSink<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let report = self.store.insert(&self.batch).map_err(io::Error::other)?;
-        self.counts.stored += report.stored;
-        self.counts.duplicates += report.duplicates;
-        self.batch.clear();
-        Ok(())
+        self.batch_bytes = 0;
+        self.to_writer
+            .send(std::mem::take(&mut self.batch))
+            .map_err(|_| io::Error::other("the store writer stopped (its error follows)"))
     }
 }
 
 impl MeasurementSink for StoreSink<'_> {
     fn verdict(&mut self, _line: u64, raw: &[u8], m: &Measurement, v: &Verdict) -> io::Result<()> {
+        self.batch_bytes += raw.len();
         self.batch.push(Record::new(raw, m, v.clone()));
-        if self.batch.len() >= BATCH {
+        if self.batch.len() >= BATCH || self.batch_bytes >= BATCH_BYTES {
             self.flush()
         } else {
             Ok(())
@@ -112,7 +117,7 @@ impl MeasurementSink for StoreSink<'_> {
     }
 
     fn error(&mut self, line: u64, raw: Option<&[u8]>, message: &str) -> io::Result<()> {
-        self.counts.rejected += 1;
+        self.rejected += 1;
         self.rejects.write(&Reject {
             file: self.file,
             line,
@@ -164,43 +169,70 @@ pub fn run(
             None => input,
         };
         let mut summary = Summary::default();
-        let mut sink = StoreSink {
-            store,
-            batch: Vec::with_capacity(BATCH),
-            counts: IngestCounts::default(),
-            rejects: &mut rejects,
-            file: &name,
-        };
-        let read = input
-            .into_reader()
-            .map_err(StreamError::Read)
-            .and_then(|(mut reader, _)| {
-                analyze::read_stream(
-                    analyzer,
-                    layout,
-                    &mut *reader,
-                    &mut sink,
-                    analyze::MAX_LINE,
-                    &mut summary,
-                )
+        // Two stages on two cores: this thread reads, parses and judges; the writer thread
+        // compresses and stores. Two batches in flight at most, so memory stays flat.
+        let (read, sent, inserted, rejected) = std::thread::scope(|scope| {
+            let (to_writer, batches) = sync_channel::<Vec<Record>>(1);
+            let writer = scope.spawn(move || -> Result<InsertReport, StoreError> {
+                let mut total = InsertReport::default();
+                for batch in batches {
+                    let report = store.insert(&batch)?;
+                    total.stored += report.stored;
+                    total.duplicates += report.duplicates;
+                }
+                Ok(total)
             });
-        // Store what was read, even when the input broke off: those lines were good.
-        let stored = sink.flush();
+            let mut sink = StoreSink {
+                to_writer,
+                batch: Vec::new(),
+                batch_bytes: 0,
+                rejected: 0,
+                rejects: &mut rejects,
+                file: &name,
+            };
+            let read = input
+                .into_reader()
+                .map_err(StreamError::Read)
+                .and_then(|(mut reader, _)| {
+                    analyze::read_stream(
+                        analyzer,
+                        layout,
+                        &mut *reader,
+                        &mut sink,
+                        analyze::MAX_LINE,
+                        &mut summary,
+                    )
+                });
+            // Store what was read, even when the input broke off: those lines were good.
+            let sent = sink.flush();
+            let rejected = sink.rejected;
+            drop(sink); // closes the channel: the writer finishes its last batch and returns
+            let inserted = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (read, sent, inserted, rejected)
+        });
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let counts = sink.counts;
-        outcome.counts.stored += counts.stored;
-        outcome.counts.duplicates += counts.duplicates;
-        outcome.counts.rejected += counts.rejected;
+        let report = match inserted {
+            Ok(report) => report,
+            Err(e) => {
+                rejects.flush()?;
+                return Err(io::Error::other(format!(
+                    "storing measurements from {name} failed: {e}"
+                )));
+            }
+        };
+        outcome.counts.stored += report.stored;
+        outcome.counts.duplicates += report.duplicates;
+        outcome.counts.rejected += rejected;
         outcome.counts.read += summary.lines;
         outcome.summary.merge(&summary);
-        match (read, stored) {
+        match (read, sent) {
             (Err(StreamError::Write(e)), _) | (_, Err(e)) => {
                 rejects.flush()?;
                 return Err(io::Error::new(
                     e.kind(),
-                    format!("storing measurements from {name} failed: {e}"),
+                    format!("writing the rejects of {name} failed: {e}"),
                 ));
             }
             (Err(StreamError::Read(e)), Ok(())) => {
