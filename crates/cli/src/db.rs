@@ -1,7 +1,11 @@
 //! `--db` URLs: `sqlite:PATH` (the embedded default) or `clickhouse://HOST:PORT/DB`.
 
-use censorwatch_store::{SqliteStore, Store};
-use std::path::PathBuf;
+use censorwatch_store::spool::SpoolingStore;
+use censorwatch_store::{ClickHouseStore, SqliteStore, Store};
+use std::path::{Path, PathBuf};
+
+/// Where censorwatch keeps its files when `--data` is not given.
+pub const DEFAULT_DATA_DIR: &str = "censorwatch-data";
 
 /// The database used when `--db` is not given.
 pub const DEFAULT_DB: &str = "sqlite:censorwatch-data/censorwatch.db";
@@ -49,15 +53,25 @@ impl DbUrl {
         }
     }
 
-    /// Opens the store.
+    /// Opens the store, with ClickHouse's spool in the default data directory.
     pub fn open(&self) -> Result<Box<dyn Store>, String> {
+        self.open_in(Path::new(DEFAULT_DATA_DIR))
+    }
+
+    /// Opens the store. A ClickHouse store is wrapped in a spool file in `data_dir`: while the
+    /// server is unreachable, batches are kept there (durably) and sent once it is back.
+    pub fn open_in(&self, data_dir: &Path) -> Result<Box<dyn Store>, String> {
         match self {
             DbUrl::Sqlite(path) => SqliteStore::open(path)
                 .map(|s| Box::new(s) as Box<dyn Store>)
                 .map_err(|e| format!("cannot open the SQLite database {}: {e}", path.display())),
-            DbUrl::ClickHouse(url) => Err(format!(
-                "{url}: the ClickHouse backend is not in this build yet; use --db sqlite:PATH"
-            )),
+            DbUrl::ClickHouse(url) => {
+                let store = ClickHouseStore::open(url).map_err(|e| format!("cannot open {url}: {e}"))?;
+                let spool = data_dir.join("clickhouse-spool.jsonl");
+                SpoolingStore::open(store, &spool)
+                    .map(|s| Box::new(s) as Box<dyn Store>)
+                    .map_err(|e| format!("cannot open the spool {}: {e}", spool.display()))
+            }
         }
     }
 }

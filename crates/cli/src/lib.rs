@@ -7,3 +7,4 @@ pub mod analyze;
 pub mod db;
 pub mod ingest;
 pub mod input;
+pub mod serve;

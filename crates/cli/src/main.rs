@@ -33,6 +33,22 @@ enum Command {
     /// measurement already stored is counted as a duplicate, so an interrupted ingest can simply
     /// be run again. Lines that cannot be stored go to a rejects file with the reason.
     Ingest(IngestArgs),
+    /// Run the collector (OONI-compatible submission API, native batch) and the query API over
+    /// the store, until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Where to store: sqlite:PATH or clickhouse://HOST:PORT/DB [default: sqlite:DATA/censorwatch.db].
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = censorwatch::serve::DEFAULT_LISTEN)]
+    listen: String,
+    /// Data directory (holds the default SQLite database).
+    #[arg(long, value_name = "DIR", default_value = censorwatch::serve::DEFAULT_DATA)]
+    data: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +93,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze_command(args),
         Command::Ingest(args) => ingest_command(args),
+        Command::Serve(args) => censorwatch::serve::run(&censorwatch::serve::ServeOptions {
+            db: args.db,
+            listen: args.listen,
+            data: args.data,
+        })
+        .map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -11,12 +11,15 @@
 //! With the `conformance` feature, `conformance` is the backend-agnostic test suite every
 //! backend's tests run.
 
+pub mod clickhouse;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod query;
 pub mod record;
+pub mod spool;
 pub mod sqlite;
 
+pub use clickhouse::ClickHouseStore;
 pub use query::{MeasurementQuery, Page};
 pub use record::{Record, RecordMeta};
 pub use sqlite::SqliteStore;
@@ -60,6 +63,34 @@ pub enum StoreError {
     /// Anything else from I/O.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The store could not be reached at all (connection refused, DNS failure, timeout): the
+    /// server is down or the address is wrong. Nothing was read or written; retrying later, or
+    /// spooling the batch ([`spool::SpoolingStore`]), is safe.
+    #[error(
+        "the ClickHouse server at {url} is unavailable ({message}); start it (scripts/clickhouse-up on a \
+         development machine) or fix the store URL, then retry: nothing was stored"
+    )]
+    Unavailable {
+        /// The server's HTTP address.
+        url: String,
+        /// What the connection attempt said.
+        message: String,
+    },
+    /// The ClickHouse server answered with an error (a bad query, a missing table, a server-side
+    /// limit). Unlike [`StoreError::Unavailable`], retrying the same request will fail again.
+    #[error("ClickHouse: {message}")]
+    ClickHouse {
+        /// The server's error (with its code) and what to do about it.
+        message: String,
+    },
+    /// The store's address is not one censorwatch understands.
+    #[error("invalid store URL {url:?}: {message}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong and the expected form.
+        message: String,
+    },
 }
 
 /// A measurement store. Every method is synchronous and thread-safe; async callers (the server)

@@ -1,0 +1,208 @@
+//! Group commit: the one writer task that owns the store's inserts.
+//!
+//! With `synchronous=FULL`, every SQLite commit costs an fsync, so one insert per submission
+//! caps the collector at the disk's fsync rate. Instead, handlers send their prepared records
+//! through a bounded mpsc channel to a single writer task, which
+//!
+//! 1. waits for the first pending submission, then keeps collecting for up to
+//!    [`ServerConfig::commit_window`](crate::ServerConfig::commit_window), or until it holds
+//!    `commit_max_records` records or `commit_max_bytes` raw bytes (submissions that arrived
+//!    while the previous commit was running are already waiting and are taken at once);
+//! 2. drops later occurrences of an id already in the batch (the first occurrence wins);
+//! 3. inserts the whole batch with one [`Store::insert`] on a blocking thread: one transaction,
+//!    one fsync;
+//! 4. answers every submitter through its oneshot channel, only after `insert` returned `Ok`:
+//!    an acknowledgement always means "durably stored" (a duplicate id counts as stored: it was,
+//!    earlier).
+//!
+//! If a batch fails, each submission of it is retried alone, so one bad submission cannot fail
+//! its neighbours; the ones that still fail get the store's error (answered as 503: nothing of
+//! theirs was stored and resending is safe, since inserts are idempotent by id).
+//!
+//! The bounded channel is the back-pressure: when the writer falls behind, handlers wait for
+//! room instead of piling up memory.
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use censorwatch_store::{Record, Store};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// What a submitter is told: `Ok` once its records are durable, else the store's error.
+type Reply = Result<(), String>;
+
+struct Job {
+    records: Vec<Record>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// The handle handlers commit through; cheap to share behind the app state.
+pub struct Committer {
+    tx: mpsc::Sender<Job>,
+    closing: watch::Sender<bool>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Figures the writer keeps, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Commits (store inserts) done.
+    pub commits: std::sync::atomic::AtomicU64,
+    /// Records committed (including duplicates).
+    pub records: std::sync::atomic::AtomicU64,
+}
+
+impl Committer {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn spawn(store: Arc<dyn Store>, config: &ServerConfig, stats: Arc<CommitStats>) -> Committer {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (closing, closed) = watch::channel(false);
+        let limits = Limits {
+            window: config.commit_window,
+            max_records: config.commit_max_records.max(1),
+            max_bytes: config.commit_max_bytes.max(1),
+        };
+        let writer = tokio::spawn(write_loop(store, rx, closed, limits, stats));
+        Committer {
+            tx,
+            closing,
+            writer: Mutex::new(Some(writer)),
+        }
+    }
+
+    /// Commits `records` (with the next group) and returns once they are durable.
+    pub async fn commit(&self, records: Vec<Record>) -> Result<(), ApiError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        let stopped =
+            || ApiError::unavailable("the server is shutting down; nothing was stored; resend to it once it is back");
+        self.tx.send(Job { records, reply }).await.map_err(|_| stopped())?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(ApiError::unavailable(format!(
+                "the store failed ({message}); nothing of this submission was stored; resending it is safe"
+            ))),
+            Err(_) => Err(stopped()),
+        }
+    }
+
+    /// Stops the writer after it has committed everything already queued, and waits for it.
+    pub async fn close(&self) {
+        let _ = self.closing.send(true);
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    window: Duration,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Job>,
+    mut closed: watch::Receiver<bool>,
+    limits: Limits,
+    stats: Arc<CommitStats>,
+) {
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            _ = closed.wait_for(|c| *c) => rx.try_recv().ok(),
+        };
+        let Some(first) = first else { break };
+        let mut jobs = vec![first];
+        let mut records = jobs[0].records.len();
+        let mut bytes: usize = jobs[0].records.iter().map(|r| r.raw.len()).sum();
+        let deadline = Instant::now() + limits.window;
+        while records < limits.max_records && bytes < limits.max_bytes {
+            let job = match rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if *closed.borrow() || limits.window.is_zero() {
+                        break;
+                    }
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(job)) => job,
+                        _ => break,
+                    }
+                }
+            };
+            records += job.records.len();
+            bytes += job.records.iter().map(|r| r.raw.len()).sum::<usize>();
+            jobs.push(job);
+        }
+        commit(&store, jobs, &stats).await;
+    }
+}
+
+async fn commit(store: &Arc<dyn Store>, jobs: Vec<Job>, stats: &CommitStats) {
+    use std::sync::atomic::Ordering;
+    // The first occurrence of an id wins; later ones are acknowledged with it, and depend on the
+    // submission that carried it.
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut batch = Vec::new();
+    let mut segments = Vec::with_capacity(jobs.len());
+    let mut depends: Vec<Vec<usize>> = Vec::with_capacity(jobs.len());
+    let mut replies = Vec::with_capacity(jobs.len());
+    for (j, job) in jobs.into_iter().enumerate() {
+        let start = batch.len();
+        let mut deps = vec![j];
+        stats.records.fetch_add(job.records.len() as u64, Ordering::Relaxed);
+        for record in job.records {
+            match owner.get(&record.id) {
+                Some(&earlier) => {
+                    if !deps.contains(&earlier) {
+                        deps.push(earlier);
+                    }
+                }
+                None => {
+                    owner.insert(record.id.clone(), j);
+                    batch.push(record);
+                }
+            }
+        }
+        segments.push(start..batch.len());
+        depends.push(deps);
+        replies.push(job.reply);
+    }
+    let store = Arc::clone(store);
+    let jobs_count = replies.len();
+    let outcome = tokio::task::spawn_blocking(move || -> Vec<Reply> {
+        match store.insert(&batch) {
+            Ok(_) => vec![Ok(()); jobs_count],
+            Err(e) if jobs_count == 1 => vec![Err(e.to_string())],
+            Err(_) => {
+                // Retry each submission alone; one that shares an id with a failed one fails too.
+                let alone: Vec<Reply> = segments
+                    .into_iter()
+                    .map(|s| store.insert(&batch[s]).map(|_| ()).map_err(|e| e.to_string()))
+                    .collect();
+                depends
+                    .iter()
+                    .map(|deps| deps.iter().try_for_each(|&d| alone[d].clone()))
+                    .collect()
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| vec![Err(format!("the writer thread failed: {e}")); jobs_count]);
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    for (reply, result) in replies.into_iter().zip(outcome) {
+        // A submitter that went away (client disconnected) is not an error: its records are
+        // stored either way.
+        let _ = reply.send(result);
+    }
+}

@@ -1,0 +1,64 @@
+//! [`ServerConfig`]: the server's limits and group-commit knobs, with defaults that suit one
+//! machine.
+
+use std::time::Duration;
+
+/// The server's knobs. [`ServerConfig::default`] is what `censorwatch serve` uses.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest body of a single submission (`POST /report…`, `POST /api/v1/submit_measurement`).
+    /// Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// Largest body of a native batch (`POST /api/v1/measurements`). Default 256 MiB.
+    pub max_batch_body_bytes: usize,
+    /// Per-client request rate limit, keyed by the peer's IP; `None` turns it off.
+    pub rate_limit: Option<RateLimit>,
+    /// How long the writer waits for more submissions after the first before committing them
+    /// together. Submissions that arrive while a commit is running are batched anyway.
+    pub commit_window: Duration,
+    /// Most records in one commit.
+    pub commit_max_records: usize,
+    /// Most raw bytes in one commit (a batch is closed once it holds this much).
+    pub commit_max_bytes: usize,
+    /// How many submissions may wait for the writer before submitters wait for room
+    /// (back-pressure).
+    pub queue_capacity: usize,
+    /// `backend_version` answered to probes that open a report.
+    pub backend_version: String,
+}
+
+/// A token bucket per client IP: `per_second` tokens are added each second up to `burst`; each
+/// request takes one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second allowed per IP.
+    pub per_second: f64,
+    /// Requests allowed at once (the bucket's size).
+    pub burst: f64,
+}
+
+impl Default for RateLimit {
+    /// Generous: 10 000 requests/s sustained and 20 000 at once per IP, so that a NAT full of
+    /// probes, or a load test, is not throttled, while a runaway client still is.
+    fn default() -> RateLimit {
+        RateLimit {
+            per_second: 10_000.0,
+            burst: 20_000.0,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_body_bytes: 16 << 20,
+            max_batch_body_bytes: 256 << 20,
+            rate_limit: Some(RateLimit::default()),
+            commit_window: Duration::from_millis(2),
+            commit_max_records: 2000,
+            commit_max_bytes: 64 << 20,
+            queue_capacity: 8192,
+            backend_version: format!("censorwatch-{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
