@@ -17,7 +17,7 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The longest line analyzed: 64 MiB. Longer lines are reported as errors and skipped.
@@ -656,28 +656,12 @@ pub fn run(
     let mut outcome = RunOutcome::default();
     let several = files.len() > 1;
     for path in files {
-        let input = match Input::open(path) {
-            Ok(input) => input,
-            Err(e) => {
-                writeln!(
-                    err,
-                    "censorwatch: cannot open {}: {e}; check the path and permissions (skipped it)",
-                    path.display()
-                )?;
-                outcome.failed_inputs.push(path.clone());
-                continue;
-            }
+        let Some((input, bar)) = open_input(path, opts.progress, err)? else {
+            outcome.failed_inputs.push(path.clone());
+            continue;
         };
         let name = input.name.clone();
         let layout = input.layout;
-        let bar = progress_bar(opts.progress, &input);
-        let input = match &bar {
-            Some(bar) => {
-                let bar = bar.clone();
-                input.inspect_raw(move |raw| bar.wrap_read(raw))
-            }
-            None => input,
-        };
         let file_opts = Options {
             json: opts.json,
             max_line: opts.max_line,
@@ -719,6 +703,36 @@ pub fn run(
     }
     write_summary(err, &outcome, files.len(), started.elapsed())?;
     Ok(outcome)
+}
+
+/// Opens `path` for reading, with a progress bar when `progress` allows and the input is large.
+/// An input that cannot be opened is reported on `err` (with what to do) and yields `Ok(None)`:
+/// the caller skips it and goes on with the others.
+pub(crate) fn open_input(
+    path: &Path,
+    progress: bool,
+    err: &mut impl Write,
+) -> io::Result<Option<(Input, Option<ProgressBar>)>> {
+    let input = match Input::open(path) {
+        Ok(input) => input,
+        Err(e) => {
+            writeln!(
+                err,
+                "censorwatch: cannot open {}: {e}; check the path and permissions (skipped it)",
+                path.display()
+            )?;
+            return Ok(None);
+        }
+    };
+    let bar = progress_bar(progress, &input);
+    let input = match &bar {
+        Some(bar) => {
+            let bar = bar.clone();
+            input.inspect_raw(move |raw| bar.wrap_read(raw))
+        }
+        None => input,
+    };
+    Ok(Some((input, bar)))
 }
 
 /// A closed pipe ends the run quietly; any other write error is returned.

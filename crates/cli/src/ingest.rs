@@ -8,7 +8,6 @@
 //! stored are written to a rejects file (JSONL: file, line, reason, text) and the run goes on.
 
 use crate::analyze::{self, MeasurementSink, StreamError, Summary};
-use crate::input::Input;
 use censorwatch_model::{Measurement, Verdict};
 use censorwatch_store::{InsertReport, Record, Store, StoreError};
 use censorwatch_verdict::Analyzer;
@@ -146,28 +145,12 @@ pub fn run(
         file: None,
     };
     for path in files {
-        let input = match Input::open(path) {
-            Ok(input) => input,
-            Err(e) => {
-                writeln!(
-                    err,
-                    "censorwatch: cannot open {}: {e}; check the path and permissions (skipped it)",
-                    path.display()
-                )?;
-                outcome.failed_inputs.push(path.clone());
-                continue;
-            }
+        let Some((input, bar)) = analyze::open_input(path, progress, err)? else {
+            outcome.failed_inputs.push(path.clone());
+            continue;
         };
         let name = input.name.clone();
         let layout = input.layout;
-        let bar = analyze::progress_bar(progress, &input);
-        let input = match &bar {
-            Some(bar) => {
-                let bar = bar.clone();
-                input.inspect_raw(move |raw| bar.wrap_read(raw))
-            }
-            None => input,
-        };
         let mut summary = Summary::default();
         // Two stages on two cores: this thread reads, parses and judges; the writer thread
         // compresses and stores. Two batches in flight at most, so memory stays flat.

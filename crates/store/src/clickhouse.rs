@@ -596,14 +596,7 @@ impl Store for ClickHouseStore {
             .take(limit)
             .map(StoredRow::into_record)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = match results.last() {
-            Some(last) if more => Some(Cursor {
-                start_time: last.meta.start_time,
-                id: last.id.clone(),
-            }),
-            _ => None,
-        };
-        Ok(Page { results, next })
+        Ok(Page::from_results(results, more))
     }
 
     fn count(&self) -> Result<u64, StoreError> {

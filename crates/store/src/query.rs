@@ -86,6 +86,21 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+impl Page {
+    /// A page of `results` (already cut to the limit); `more` says whether rows follow, in which
+    /// case the next page starts after the last result.
+    pub fn from_results(results: Vec<Record>, more: bool) -> Page {
+        let next = match results.last() {
+            Some(last) if more => Some(Cursor {
+                start_time: last.meta.start_time,
+                id: last.id.clone(),
+            }),
+            _ => None,
+        };
+        Page { results, next }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
