@@ -192,18 +192,43 @@ pub trait MeasurementSink {
     fn error(&mut self, line: u64, raw: Option<&[u8]>, message: &str) -> io::Result<()>;
 }
 
-/// Parses and judges each measurement, counts, and hands the result to the sink: the state the
-/// streaming loop carries.
-struct Emitter<'a, S: MeasurementSink + ?Sized> {
+/// Where the streaming readers hand each measurement's text, before it is parsed: [`Judge`]
+/// parses and judges it on the spot; `ingest` ships texts in chunks to worker threads that each
+/// run a [`Judge`].
+pub trait TextSink {
+    /// The text of one measurement, starting on `line`; `column` is where it starts in a document
+    /// (`None` for a JSONL line).
+    fn text(&mut self, line: u64, column: Option<u64>, text: &[u8]) -> io::Result<()>;
+    /// Something on `line` that cannot be a measurement (too long, not JSON).
+    fn unreadable(&mut self, line: u64, message: &str) -> io::Result<()>;
+}
+
+/// Parses and judges each measurement, counts it in a [`Summary`], and hands the result to a
+/// [`MeasurementSink`].
+pub struct Judge<'a, S: MeasurementSink + ?Sized> {
     analyzer: &'a Analyzer,
     sink: &'a mut S,
     summary: &'a mut Summary,
 }
 
-impl<S: MeasurementSink + ?Sized> Emitter<'_, S> {
-    /// Analyzes one measurement's text, on `line`; `column` is where it starts in a document
-    /// (`None` for a JSONL line).
-    fn measurement(&mut self, line: u64, column: Option<u64>, text: &[u8]) -> io::Result<()> {
+impl<'a, S: MeasurementSink + ?Sized> Judge<'a, S> {
+    /// Judges with `analyzer`, hands verdicts and errors to `sink`, counts them in `summary`.
+    pub fn new(analyzer: &'a Analyzer, sink: &'a mut S, summary: &'a mut Summary) -> Self {
+        Judge {
+            analyzer,
+            sink,
+            summary,
+        }
+    }
+
+    fn error(&mut self, line: u64, raw: Option<&[u8]>, message: &str) -> io::Result<()> {
+        self.summary.errors += 1;
+        self.sink.error(line, raw, message)
+    }
+}
+
+impl<S: MeasurementSink + ?Sized> TextSink for Judge<'_, S> {
+    fn text(&mut self, line: u64, column: Option<u64>, text: &[u8]) -> io::Result<()> {
         let start = column.map(|c| (line, c));
         let m = match Measurement::from_slice(text) {
             Ok(m) => m,
@@ -218,9 +243,8 @@ impl<S: MeasurementSink + ?Sized> Emitter<'_, S> {
         }
     }
 
-    fn error(&mut self, line: u64, raw: Option<&[u8]>, message: &str) -> io::Result<()> {
-        self.summary.errors += 1;
-        self.sink.error(line, raw, message)
+    fn unreadable(&mut self, line: u64, message: &str) -> io::Result<()> {
+        self.error(line, None, message)
     }
 }
 
@@ -383,18 +407,30 @@ where
     R: BufRead + ?Sized,
     W: Write + ?Sized,
 {
-    read_lines(
-        analyzer,
-        reader,
-        &mut VerdictWriter::new(out, opts),
-        opts.max_line,
-        summary,
-    )
+    judged(summary, |summary, judged| {
+        let mut writer = VerdictWriter::new(out, opts);
+        split_lines(
+            reader,
+            &mut Judge::new(analyzer, &mut writer, judged),
+            opts.max_line,
+            summary,
+        )
+    })
 }
 
-/// The JSONL reader behind [`analyze_lines`], handing each measurement to `sink`.
-pub fn read_lines<R, S>(
-    analyzer: &Analyzer,
+/// Runs `read` with a fresh summary for the judge's counts, then adds those to `summary` (the
+/// reader counts lines and bytes in `summary` itself).
+fn judged<T>(summary: &mut Summary, read: impl FnOnce(&mut Summary, &mut Summary) -> T) -> T {
+    let mut judged = Summary::default();
+    let result = read(summary, &mut judged);
+    summary.merge(&judged);
+    result
+}
+
+/// Splits a JSONL stream into lines (numbered from 1, blank ones skipped, `\r\n` accepted) and
+/// hands each to `sink`; counts lines and bytes in `summary`. A line longer than `max_line` is
+/// reported as unreadable (and counted as an error) without being held in memory.
+pub fn split_lines<R, S>(
     reader: &mut R,
     sink: &mut S,
     max_line: usize,
@@ -402,13 +438,8 @@ pub fn read_lines<R, S>(
 ) -> Result<(), StreamError>
 where
     R: BufRead + ?Sized,
-    S: MeasurementSink + ?Sized,
+    S: TextSink + ?Sized,
 {
-    let mut em = Emitter {
-        analyzer,
-        sink,
-        summary,
-    };
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no: u64 = 0;
     loop {
@@ -419,14 +450,14 @@ where
         // Fast path: the whole line is in the reader's buffer; parse it in place.
         if let Some(end) = memchr::memchr(b'\n', avail) {
             line_no += 1;
-            em.summary.lines += 1;
-            em.summary.bytes += end as u64 + 1;
+            summary.lines += 1;
+            summary.bytes += end as u64 + 1;
             let line = strip_cr(&avail[..end]);
             if line.len() > max_line {
-                em.error(line_no, None, &too_long(line.len() as u64, max_line))
+                sink.unreadable(line_no, &too_long(line.len() as u64, max_line))
                     .map_err(StreamError::Write)?;
             } else if !is_blank(line) {
-                em.measurement(line_no, None, line).map_err(StreamError::Write)?;
+                sink.text(line_no, None, line).map_err(StreamError::Write)?;
             }
             reader.consume(end + 1);
             continue;
@@ -455,20 +486,20 @@ where
                     buf.extend_from_slice(chunk);
                 }
             }
-            em.summary.bytes += used as u64;
+            summary.bytes += used as u64;
             reader.consume(used);
             if done {
                 break;
             }
         }
         line_no += 1;
-        em.summary.lines += 1;
+        summary.lines += 1;
         let line = strip_cr(&buf);
         if oversized || line.len() > max_line {
-            em.error(line_no, None, &too_long(length, max_line))
+            sink.unreadable(line_no, &too_long(length, max_line))
                 .map_err(StreamError::Write)?;
         } else if !is_blank(line) {
-            em.measurement(line_no, None, line).map_err(StreamError::Write)?;
+            sink.text(line_no, None, line).map_err(StreamError::Write)?;
         }
         if buf.capacity() > 4 * crate::input::READ_BUFFER {
             buf = Vec::new();
@@ -499,18 +530,21 @@ where
     R: BufRead + ?Sized,
     W: Write + ?Sized,
 {
-    read_document(
-        analyzer,
-        reader,
-        &mut VerdictWriter::new(out, opts),
-        opts.max_line,
-        summary,
-    )
+    judged(summary, |summary, judged| {
+        let mut writer = VerdictWriter::new(out, opts);
+        split_document(
+            reader,
+            &mut Judge::new(analyzer, &mut writer, judged),
+            opts.max_line,
+            summary,
+        )
+    })
 }
 
-/// The document reader behind [`analyze_document`], handing each measurement to `sink`.
-pub fn read_document<R, S>(
-    analyzer: &Analyzer,
+/// Splits one JSON document into its top-level values and hands each to `sink` with the line and
+/// column where it starts; counts lines and bytes in `summary`. The document is read whole, up to
+/// `max_line` bytes; a longer one, or one that stops being valid JSON, is reported as unreadable.
+pub fn split_document<R, S>(
     reader: &mut R,
     sink: &mut S,
     max_line: usize,
@@ -518,30 +552,25 @@ pub fn read_document<R, S>(
 ) -> Result<(), StreamError>
 where
     R: BufRead + ?Sized,
-    S: MeasurementSink + ?Sized,
+    S: TextSink + ?Sized,
 {
     let mut doc = Vec::new();
     let cap = max_line as u64;
     reader.take(cap + 1).read_to_end(&mut doc).map_err(StreamError::Read)?;
-    let mut em = Emitter {
-        analyzer,
-        sink,
-        summary,
-    };
     if doc.len() as u64 > cap {
         let rest = io::copy(reader, &mut io::sink()).map_err(StreamError::Read)?;
-        em.summary.bytes += doc.len() as u64 + rest;
-        em.summary.lines += 1;
+        summary.bytes += doc.len() as u64 + rest;
+        summary.lines += 1;
         let message = format!(
             "the JSON document is {} bytes, longer than the {} MiB limit; skipped it",
             doc.len() as u64 + rest,
             max_line >> 20
         );
-        return em.error(1, None, &message).map_err(StreamError::Write);
+        return sink.unreadable(1, &message).map_err(StreamError::Write);
     }
-    em.summary.bytes += doc.len() as u64;
+    summary.bytes += doc.len() as u64;
     let newlines = memchr::memchr_iter(b'\n', &doc).count() as u64;
-    em.summary.lines += newlines + u64::from(!doc.is_empty() && !doc.ends_with(b"\n"));
+    summary.lines += newlines + u64::from(!doc.is_empty() && !doc.ends_with(b"\n"));
 
     let base = doc.as_ptr() as usize;
     let mut line: u64 = 1;
@@ -559,7 +588,7 @@ where
                 }
                 scanned = start;
                 let column = (start - line_start) as u64 + 1;
-                em.measurement(line, Some(column), text.as_bytes())
+                sink.text(line, Some(column), text.as_bytes())
                     .map_err(StreamError::Write)?;
             }
             Err(e) => {
@@ -569,7 +598,7 @@ where
                     e.line(),
                     e.column()
                 );
-                em.error(e.line() as u64, None, &message).map_err(StreamError::Write)?;
+                sink.unreadable(e.line() as u64, &message).map_err(StreamError::Write)?;
                 break;
             }
         }
@@ -590,19 +619,21 @@ where
     R: BufRead + ?Sized,
     W: Write + ?Sized,
 {
-    read_stream(
-        analyzer,
-        layout,
-        reader,
-        &mut VerdictWriter::new(out, opts),
-        opts.max_line,
-        summary,
-    )
+    judged(summary, |summary, judged| {
+        let mut writer = VerdictWriter::new(out, opts);
+        split_stream(
+            layout,
+            reader,
+            &mut Judge::new(analyzer, &mut writer, judged),
+            opts.max_line,
+            summary,
+        )
+    })
 }
 
-/// The reader behind [`analyze_stream`], handing each measurement to `sink`.
-pub fn read_stream<R, S>(
-    analyzer: &Analyzer,
+/// Splits one stream laid out as `layout` into measurement texts for `sink` ([`split_lines`] or
+/// [`split_document`]).
+pub fn split_stream<R, S>(
     layout: Layout,
     reader: &mut R,
     sink: &mut S,
@@ -611,11 +642,11 @@ pub fn read_stream<R, S>(
 ) -> Result<(), StreamError>
 where
     R: BufRead + ?Sized,
-    S: MeasurementSink + ?Sized,
+    S: TextSink + ?Sized,
 {
     match layout {
-        Layout::Lines => read_lines(analyzer, reader, sink, max_line, summary),
-        Layout::Document => read_document(analyzer, reader, sink, max_line, summary),
+        Layout::Lines => split_lines(reader, sink, max_line, summary),
+        Layout::Document => split_document(reader, sink, max_line, summary),
     }
 }
 

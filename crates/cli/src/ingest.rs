@@ -1,21 +1,33 @@
 //! `censorwatch ingest`: OONI measurements in, stored with their verdicts; idempotent and
 //! resumable.
 //!
-//! Lines are read by the same streaming reader as `analyze` ([`crate::analyze::read_stream`]),
-//! judged, and stored in batches, one transaction each. A measurement's id is its
+//! Three stages, so that every core judges:
+//!
+//! 1. this thread reads (and decompresses) the input with the same splitter as `analyze`
+//!    ([`crate::analyze::split_stream`]) and ships measurement texts in chunks of about 1 MiB;
+//! 2. one worker per core parses, judges and compresses each chunk ([`Judge`]);
+//! 3. the writer thread puts the chunks back in input order and stores them in batches, one
+//!    transaction each, writing rejects as it goes.
+//!
+//! Every queue between the stages is bounded, so memory stays flat whatever the input's size, and
+//! batches are stored in input order, so a killed ingest leaves a prefix of the input stored.
+//! A measurement's id is its
 //! `measurement_uid` or a hash of its bytes, and storing an id twice stores it once, so an ingest
 //! killed at any point and run again ends with exactly the right rows. Lines that cannot be
 //! stored are written to a rejects file (JSONL: file, line, reason, text) and the run goes on.
 
-use crate::analyze::{self, MeasurementSink, StreamError, Summary};
+use crate::analyze::{self, Judge, MeasurementSink, StreamError, Summary, TextSink};
 use censorwatch_model::{Measurement, Verdict};
 use censorwatch_store::{InsertReport, Record, Store, StoreError};
 use censorwatch_verdict::Analyzer;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
 /// Records per transaction at most: large enough to amortize the commit (fsync), small enough
@@ -24,6 +36,13 @@ pub const BATCH: usize = 2_000;
 
 /// Raw bytes per transaction at most, so memory stays flat whatever the measurements' size.
 pub const BATCH_BYTES: usize = 16 << 20;
+
+/// Measurement text per chunk handed to a worker: large enough that the hand-over costs nothing,
+/// small enough that the workers share the input evenly.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Measurements per chunk at most (for inputs of tiny measurements).
+const CHUNK_ITEMS: usize = 512;
 
 /// Counts of one ingest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,48 +101,221 @@ impl Rejects {
     }
 }
 
-/// The sink that batches records and hands each batch to the writer thread.
-struct StoreSink<'a> {
-    to_writer: SyncSender<Vec<Record>>,
-    batch: Vec<Record>,
-    batch_bytes: usize,
-    rejected: u64,
-    rejects: &'a mut Rejects,
-    file: &'a str,
+/// Measurement texts on their way from the reader to a worker, in input order.
+#[derive(Default)]
+struct Chunk {
+    /// Its place in the input (0, 1, 2, …): the writer stores chunks in this order.
+    seq: u64,
+    /// The texts, one after another.
+    text: Vec<u8>,
+    items: Vec<Item>,
 }
 
-impl StoreSink<'_> {
+enum Item {
+    Text {
+        line: u64,
+        column: Option<u64>,
+        range: Range<usize>,
+    },
+    Unreadable {
+        line: u64,
+        message: String,
+    },
+}
+
+/// A chunk judged by a worker: its records (compressed), its rejects, its verdict counts.
+struct Judged {
+    seq: u64,
+    records: Vec<Record>,
+    rejects: Vec<OwnedReject>,
+    summary: Summary,
+}
+
+struct OwnedReject {
+    line: u64,
+    reason: String,
+    text: Option<Vec<u8>>,
+}
+
+/// The reader's sink: gathers texts into chunks and hands each full one to the workers.
+struct Chunker {
+    to_workers: SyncSender<Chunk>,
+    chunk: Chunk,
+    next_seq: u64,
+}
+
+impl Chunker {
     fn flush(&mut self) -> io::Result<()> {
-        if self.batch.is_empty() {
+        if self.chunk.items.is_empty() {
             return Ok(());
         }
-        self.batch_bytes = 0;
-        self.to_writer
-            .send(std::mem::take(&mut self.batch))
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let chunk = std::mem::replace(
+            &mut self.chunk,
+            Chunk {
+                seq: self.next_seq,
+                text: Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
+                items: Vec::new(),
+            },
+        );
+        debug_assert_eq!(chunk.seq, seq);
+        self.to_workers
+            .send(chunk)
             .map_err(|_| io::Error::other("the store writer stopped (its error follows)"))
     }
-}
 
-impl MeasurementSink for StoreSink<'_> {
-    fn verdict(&mut self, _line: u64, raw: &[u8], m: &Measurement, v: &Verdict) -> io::Result<()> {
-        self.batch_bytes += raw.len();
-        self.batch.push(Record::new(raw, m, v.clone()));
-        if self.batch.len() >= BATCH || self.batch_bytes >= BATCH_BYTES {
+    fn push(&mut self, item: Item) -> io::Result<()> {
+        self.chunk.items.push(item);
+        if self.chunk.text.len() >= CHUNK_BYTES || self.chunk.items.len() >= CHUNK_ITEMS {
             self.flush()
         } else {
             Ok(())
         }
     }
+}
 
-    fn error(&mut self, line: u64, raw: Option<&[u8]>, message: &str) -> io::Result<()> {
-        self.rejected += 1;
-        self.rejects.write(&Reject {
-            file: self.file,
+impl TextSink for Chunker {
+    fn text(&mut self, line: u64, column: Option<u64>, text: &[u8]) -> io::Result<()> {
+        let start = self.chunk.text.len();
+        self.chunk.text.extend_from_slice(text);
+        let range = start..self.chunk.text.len();
+        self.push(Item::Text { line, column, range })
+    }
+
+    fn unreadable(&mut self, line: u64, message: &str) -> io::Result<()> {
+        self.push(Item::Unreadable {
             line,
-            reason: message,
-            text: raw.map(String::from_utf8_lossy),
+            message: message.to_owned(),
         })
     }
+}
+
+/// A worker's sink: the chunk's records, compressed here so that compression runs on every core.
+#[derive(Default)]
+struct Collect {
+    records: Vec<Record>,
+    rejects: Vec<OwnedReject>,
+}
+
+impl MeasurementSink for Collect {
+    fn verdict(&mut self, _line: u64, raw: &[u8], m: &Measurement, v: &Verdict) -> io::Result<()> {
+        self.records.push(Record::new(raw, m, v.clone()).compressed()?);
+        Ok(())
+    }
+
+    fn error(&mut self, line: u64, raw: Option<&[u8]>, message: &str) -> io::Result<()> {
+        self.rejects.push(OwnedReject {
+            line,
+            reason: message.to_owned(),
+            text: raw.map(<[u8]>::to_vec),
+        });
+        Ok(())
+    }
+}
+
+/// A worker: judges chunks until the reader is done or the writer has stopped.
+fn work(analyzer: &Analyzer, chunks: &Mutex<Receiver<Chunk>>, to_writer: &SyncSender<io::Result<Judged>>) {
+    loop {
+        // The lock is held only while waiting for the next chunk, never while judging.
+        let next = chunks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
+        let Ok(chunk) = next else { return };
+        let mut collect = Collect::default();
+        let mut summary = Summary::default();
+        let mut judge = Judge::new(analyzer, &mut collect, &mut summary);
+        let mut judged = Ok(());
+        for item in chunk.items {
+            judged = match item {
+                Item::Text { line, column, range } => judge.text(line, column, &chunk.text[range]),
+                Item::Unreadable { line, message } => judge.unreadable(line, &message),
+            };
+            if judged.is_err() {
+                break;
+            }
+        }
+        let result = judged.map(|()| Judged {
+            seq: chunk.seq,
+            records: collect.records,
+            rejects: collect.rejects,
+            summary,
+        });
+        if to_writer.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+/// What the writer thread did with one input.
+#[derive(Default)]
+struct Written {
+    inserted: InsertReport,
+    rejected: u64,
+    summary: Summary,
+}
+
+/// Why the writer thread stopped early.
+enum WriteError {
+    Store(StoreError),
+    Rejects(io::Error),
+    Judge(io::Error),
+}
+
+/// The writer: puts judged chunks back in input order and stores them in batches.
+fn write(
+    store: &dyn Store,
+    judged: Receiver<io::Result<Judged>>,
+    rejects: &mut Rejects,
+    file: &str,
+) -> Result<Written, WriteError> {
+    let mut written = Written::default();
+    let mut waiting: BTreeMap<u64, Judged> = BTreeMap::new();
+    let mut next_seq = 0u64;
+    let mut batch: Vec<Record> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let store_batch = |batch: &mut Vec<Record>, written: &mut Written| -> Result<(), WriteError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let report = store.insert(batch).map_err(WriteError::Store)?;
+        written.inserted.stored += report.stored;
+        written.inserted.duplicates += report.duplicates;
+        batch.clear();
+        Ok(())
+    };
+    for result in judged {
+        let chunk = result.map_err(WriteError::Judge)?;
+        waiting.insert(chunk.seq, chunk);
+        while let Some(chunk) = waiting.remove(&next_seq) {
+            next_seq += 1;
+            written.summary.merge(&chunk.summary);
+            for reject in &chunk.rejects {
+                written.rejected += 1;
+                rejects
+                    .write(&Reject {
+                        file,
+                        line: reject.line,
+                        reason: &reject.reason,
+                        text: reject.text.as_deref().map(String::from_utf8_lossy),
+                    })
+                    .map_err(WriteError::Rejects)?;
+            }
+            for record in chunk.records {
+                batch_bytes += record.raw.len();
+                batch.push(record);
+                if batch.len() >= BATCH || batch_bytes >= BATCH_BYTES {
+                    store_batch(&mut batch, &mut written)?;
+                    batch_bytes = 0;
+                }
+            }
+        }
+    }
+    store_batch(&mut batch, &mut written)?;
+    Ok(written)
+}
+
+/// How many workers judge: one per core.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// Ingests every input into `store`, rejects to `rejects_path`; messages and the summary go to
@@ -152,73 +344,72 @@ pub fn run(
         let name = input.name.clone();
         let layout = input.layout;
         let mut summary = Summary::default();
-        // Two stages on two cores: this thread reads, parses and judges; the writer thread
-        // compresses and stores. Two batches in flight at most, so memory stays flat.
-        let (read, sent, inserted, rejected) = std::thread::scope(|scope| {
-            let (to_writer, batches) = sync_channel::<Vec<Record>>(1);
-            let writer = scope.spawn(move || -> Result<InsertReport, StoreError> {
-                let mut total = InsertReport::default();
-                for batch in batches {
-                    let report = store.insert(&batch)?;
-                    total.stored += report.stored;
-                    total.duplicates += report.duplicates;
-                }
-                Ok(total)
-            });
-            let mut sink = StoreSink {
-                to_writer,
-                batch: Vec::new(),
-                batch_bytes: 0,
-                rejected: 0,
-                rejects: &mut rejects,
-                file: &name,
+        let workers = workers();
+        // The queues live outside the scope: the threads borrow them for its whole length.
+        let (to_workers, chunks) = sync_channel::<Chunk>(workers);
+        let (to_writer, judged) = sync_channel::<io::Result<Judged>>(workers);
+        let chunks = Mutex::new(chunks);
+        let (read, written) = std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let (chunks, to_writer) = (&chunks, to_writer.clone());
+                scope.spawn(move || work(analyzer, chunks, &to_writer));
+            }
+            drop(to_writer);
+            let rejects = &mut rejects;
+            let name = name.as_str();
+            let writer = scope.spawn(move || write(store, judged, rejects, name));
+            let mut chunker = Chunker {
+                to_workers,
+                chunk: Chunk::default(),
+                next_seq: 0,
             };
             let read = input
                 .into_reader()
                 .map_err(StreamError::Read)
                 .and_then(|(mut reader, _)| {
-                    analyze::read_stream(
-                        analyzer,
-                        layout,
-                        &mut *reader,
-                        &mut sink,
-                        analyze::MAX_LINE,
-                        &mut summary,
-                    )
-                });
-            // Store what was read, even when the input broke off: those lines were good.
-            let sent = sink.flush();
-            let rejected = sink.rejected;
-            drop(sink); // closes the channel: the writer finishes its last batch and returns
-            let inserted = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (read, sent, inserted, rejected)
+                    analyze::split_stream(layout, &mut *reader, &mut chunker, analyze::MAX_LINE, &mut summary)
+                })
+                // Store what was read, even when the input broke off: those lines were good.
+                .and_then(|()| chunker.flush().map_err(StreamError::Write));
+            drop(chunker); // closes the queue: the workers finish, then the writer
+            let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (read, written)
         });
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let report = match inserted {
-            Ok(report) => report,
+        let written = match written {
+            Ok(written) => written,
             Err(e) => {
                 rejects.flush()?;
-                return Err(io::Error::other(format!(
-                    "storing measurements from {name} failed: {e}"
-                )));
+                return Err(match e {
+                    WriteError::Store(e) => io::Error::other(format!("storing measurements from {name} failed: {e}")),
+                    WriteError::Rejects(e) => io::Error::new(
+                        e.kind(),
+                        format!(
+                            "writing the rejects of {name} to {} failed: {e}",
+                            rejects_path.display()
+                        ),
+                    ),
+                    WriteError::Judge(e) => {
+                        io::Error::new(e.kind(), format!("preparing measurements from {name} failed: {e}"))
+                    }
+                });
             }
         };
-        outcome.counts.stored += report.stored;
-        outcome.counts.duplicates += report.duplicates;
-        outcome.counts.rejected += rejected;
+        outcome.counts.stored += written.inserted.stored;
+        outcome.counts.duplicates += written.inserted.duplicates;
+        outcome.counts.rejected += written.rejected;
         outcome.counts.read += summary.lines;
+        summary.merge(&written.summary);
         outcome.summary.merge(&summary);
-        match (read, sent) {
-            (Err(StreamError::Write(e)), _) | (_, Err(e)) => {
+        match read {
+            // The writer finished without error, so the queue never closed under the reader.
+            Err(StreamError::Write(e)) => {
                 rejects.flush()?;
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("writing the rejects of {name} failed: {e}"),
-                ));
+                return Err(io::Error::new(e.kind(), format!("ingesting {name} failed: {e}")));
             }
-            (Err(StreamError::Read(e)), Ok(())) => {
+            Err(StreamError::Read(e)) => {
                 writeln!(
                     err,
                     "censorwatch: cannot read {name} after line {}: {e}; the file may be truncated or corrupt (the lines before were stored)",
@@ -226,7 +417,7 @@ pub fn run(
                 )?;
                 outcome.failed_inputs.push(path.clone());
             }
-            (Ok(()), Ok(())) => {}
+            Ok(()) => {}
         }
     }
     rejects.flush()?;

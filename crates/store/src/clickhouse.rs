@@ -34,6 +34,7 @@
 //! A server that cannot be reached is [`StoreError::Unavailable`] (retry later or spool, see
 //! [`crate::spool`]); a server that answers with an error is [`StoreError::ClickHouse`].
 
+use crate::compress;
 use crate::query::Cursor;
 use crate::record::RecordMeta;
 use crate::{InsertReport, MeasurementQuery, Page, Record, Store, StoreError};
@@ -91,9 +92,6 @@ const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
 
 /// The database used when the URL names none.
 pub const DEFAULT_DATABASE: &str = "censorwatch";
-
-/// The zstd level raw measurements are compressed with.
-const ZSTD_LEVEL: i32 = 3;
 
 /// Longest `IN (…)` list sent in one existence check, in bytes of SQL (the server's default
 /// `max_query_size` is 256 KiB).
@@ -419,7 +417,14 @@ fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
         Some(b) => Some(serde_json::to_string(b).map_err(|e| cannot("ooni_blocking", &e))?),
         None => None,
     };
-    let raw_zstd = zstd::bulk::compress(&record.raw, ZSTD_LEVEL).map_err(|e| cannot("raw bytes", &e))?;
+    let compressed;
+    let raw_zstd = match &record.raw_zstd {
+        Some(packed) => packed.as_slice(),
+        None => {
+            compressed = compress::compress(&record.raw).map_err(|e| cannot("raw bytes", &e))?;
+            compressed.as_slice()
+        }
+    };
     let row = Row {
         id: &record.id,
         start_time: m.start_time,
@@ -479,16 +484,7 @@ impl StoredRow {
                 let compressed = base64::engine::general_purpose::STANDARD
                     .decode(b64)
                     .map_err(|e| corrupt(format!("its raw_zstd_b64 is not base64: {e}")))?;
-                // Not `bulk::decompress(_, len)`: a corrupt `raw_len` must not decide an allocation.
-                let raw = zstd::stream::decode_all(compressed.as_slice())
-                    .map_err(|e| corrupt(format!("its raw bytes do not decompress: {e}")))?;
-                if raw.len() as u64 != len {
-                    return Err(corrupt(format!(
-                        "its raw bytes decompress to {} bytes, not the {len} stored",
-                        raw.len()
-                    )));
-                }
-                raw
+                compress::decompress(&self.id, &compressed, len)?
             }
             _ => Vec::new(),
         };
@@ -506,6 +502,7 @@ impl StoredRow {
             id: self.id,
             verdict,
             raw,
+            raw_zstd: None,
         })
     }
 }

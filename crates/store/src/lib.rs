@@ -12,6 +12,7 @@
 //! backend's tests run.
 
 pub mod clickhouse;
+pub mod compress;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod query;

@@ -39,6 +39,10 @@ pub struct Record {
     pub verdict: Verdict,
     /// The measurement's bytes as received (empty when a query did not load them).
     pub raw: Vec<u8>,
+    /// `raw` already compressed by [`crate::compress::compress`], when the caller did it (ingest
+    /// compresses on its worker threads); backends compress `raw` themselves when this is `None`.
+    /// Never read back from a store.
+    pub raw_zstd: Option<Vec<u8>>,
 }
 
 /// The id of a measurement: its `measurement_uid` when it has a non-empty one, else a hash of its
@@ -104,7 +108,16 @@ impl Record {
             meta: RecordMeta::of(measurement),
             verdict,
             raw: raw.to_vec(),
+            raw_zstd: None,
         }
+    }
+
+    /// This record with [`Record::raw_zstd`] filled in (compressed on the calling thread).
+    pub fn compressed(mut self) -> std::io::Result<Record> {
+        if self.raw_zstd.is_none() {
+            self.raw_zstd = Some(crate::compress::compress(&self.raw)?);
+        }
+        Ok(self)
     }
 }
 

@@ -113,6 +113,7 @@ impl SpooledRecord {
             },
             verdict: self.verdict,
             raw,
+            raw_zstd: None,
         })
     }
 }
@@ -409,6 +410,7 @@ mod tests {
                 ..Verdict::inconclusive("x")
             },
             raw: raw.to_vec(),
+            raw_zstd: None,
         }
     }
 

@@ -17,12 +17,14 @@
 //! This is deliberately simple; a pool of readers can replace the single reader later without
 //! changing the API.
 
+use crate::compress;
 use crate::query::Cursor;
 use crate::record::RecordMeta;
 use crate::{InsertReport, MeasurementQuery, Page, Record, Store, StoreError};
 use censorwatch_model::Verdict;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -36,9 +38,6 @@ const MIGRATIONS: &[&str] = &[
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
-
-/// The zstd level raw measurements are compressed with.
-const ZSTD_LEVEL: i32 = 3;
 
 /// How long a connection waits for another writer (another process on the same file) before
 /// giving up with "database is locked".
@@ -163,7 +162,7 @@ struct Encoded<'a> {
     record: &'a Record,
     verdict_json: String,
     ooni_blocking: Option<String>,
-    raw_zstd: Vec<u8>,
+    raw_zstd: Cow<'a, [u8]>,
 }
 
 fn encode(record: &Record) -> Result<Encoded<'_>, StoreError> {
@@ -176,7 +175,10 @@ fn encode(record: &Record) -> Result<Encoded<'_>, StoreError> {
         Some(b) => Some(serde_json::to_string(b).map_err(|e| cannot("ooni_blocking", &e))?),
         None => None,
     };
-    let raw_zstd = zstd::bulk::compress(&record.raw, ZSTD_LEVEL).map_err(|e| cannot("raw bytes", &e))?;
+    let raw_zstd = match &record.raw_zstd {
+        Some(packed) => Cow::Borrowed(packed.as_slice()),
+        None => Cow::Owned(compress::compress(&record.raw).map_err(|e| cannot("raw bytes", &e))?),
+    };
     Ok(Encoded {
         record,
         verdict_json,
@@ -212,6 +214,7 @@ fn read_record(row: &Row<'_>) -> Result<Record, StoreError> {
         id,
         verdict,
         raw: Vec::new(),
+        raw_zstd: None,
     })
 }
 
@@ -246,7 +249,7 @@ impl Store for SqliteStore {
                     row.ooni_blocking,
                     v.accessible,
                     row.verdict_json,
-                    row.raw_zstd,
+                    &*row.raw_zstd,
                     r.raw.len() as i64,
                 ])?;
                 match changed {
@@ -275,20 +278,11 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let mut record = record?;
-        let corrupt = |message: String| StoreError::Corrupt {
+        let len = u64::try_from(raw_len).map_err(|_| StoreError::Corrupt {
             id: id.to_owned(),
-            message,
-        };
-        let len = usize::try_from(raw_len).map_err(|_| corrupt(format!("raw_len {raw_len} is invalid")))?;
-        // Not `bulk::decompress(_, len)`: a corrupt `raw_len` must not decide an allocation.
-        let raw = zstd::stream::decode_all(compressed.as_slice())
-            .map_err(|e| corrupt(format!("its raw bytes do not decompress: {e}")))?;
-        if raw.len() != len {
-            return Err(corrupt(format!(
-                "its raw bytes decompress to {} bytes, not the {len} stored",
-                raw.len()
-            )));
-        }
+            message: format!("raw_len {raw_len} is invalid"),
+        })?;
+        let raw = compress::decompress(id, &compressed, len)?;
         record.raw = raw;
         Ok(Some(record))
     }
