@@ -4,6 +4,7 @@
 //! dispatches here; it holds no logic a test cannot reach.
 
 pub mod analyze;
+pub mod bgp;
 pub mod db;
 pub mod ingest;
 pub mod input;

@@ -36,6 +36,10 @@ enum Command {
     /// Run the collector (OONI-compatible submission API, native batch) and the query API over
     /// the store, until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Watch BGP in MRT update and RIB files (gz, bz2) for origin changes (hijacks, leaks), the
+    /// owner's counter-announcements, their withdrawal, and per-AS visible /24 counts over time:
+    /// one line (or --json object) per signal on stdout, a summary on stderr.
+    Bgp(censorwatch::bgp::BgpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +103,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             data: args.data,
         })
         .map(|()| ExitCode::SUCCESS),
+        Command::Bgp(args) => censorwatch::bgp::run(args, &mut io::stdout().lock(), &mut io::stderr()),
     }
 }
 

@@ -1,0 +1,488 @@
+//! The incremental detector: observations and signal samples go in, in any order within the
+//! lateness window; events and outages come out, recomputed only where data changed.
+//!
+//! Each series keeps dense bins and its decoder state ([`crate::segment`]); a new observation
+//! touches one bin and marks the series dirty from there. [`Detector::refresh`] re-decodes the
+//! dirty series from their earliest changed bin, re-groups only the (platform, country) groups
+//! whose series events changed, and re-classifies the outage signals that changed. Because every
+//! result is a function of the bin counts alone, the same observations give the same events
+//! whatever order they arrived in.
+
+use crate::bins::{Bin, BinSummary, Bins, dominant};
+use crate::config::Config;
+use crate::group::{Event, Evidence, Pattern, SeriesEvent, group_events, method_list};
+use crate::hash::FastMap;
+use crate::obs::{Cc, Observation, SeriesKey, SignalKind, SignalSample};
+use crate::outage::{Outage, SignalAlert, SignalSeries, alerts_of_values, group_outages};
+use crate::platform::platform_of;
+use crate::segment::{RawEvent, Viterbi, extract};
+use crate::stats::wilson;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// An input older than the lateness window allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "data at {time} is more than {lateness} s older than the newest seen ({watermark}); \
+     it is refused so that past results can settle"
+)]
+pub struct TooLate {
+    /// The input's time.
+    pub time: i64,
+    /// The newest time seen (or `now`).
+    pub watermark: i64,
+    /// The lateness window, seconds.
+    pub lateness: i64,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Observations accepted.
+    pub observations: u64,
+    /// Signal samples accepted.
+    pub signal_samples: u64,
+    /// Inputs refused as too late.
+    pub too_late: u64,
+    /// Series (domain, country, network) seen.
+    pub series: usize,
+}
+
+/// Everything a batch run finds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Country-level blocking events.
+    pub events: Vec<Event>,
+    /// Per-series blocking events.
+    pub series_events: Vec<SeriesEvent>,
+    /// Outages.
+    pub outages: Vec<Outage>,
+    /// The signal alerts behind them.
+    pub alerts: Vec<SignalAlert>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+#[derive(Debug)]
+struct SeriesState {
+    key: SeriesKey,
+    platform: Arc<str>,
+    group: usize,
+    signals: usize,
+    bins: Bins,
+    vit: Viterbi,
+    /// Earliest changed position, `usize::MAX` when clean.
+    dirty_from: usize,
+    events: Vec<SeriesEvent>,
+}
+
+#[derive(Debug)]
+struct GroupState {
+    members: Vec<usize>,
+    dirty: bool,
+    events: Vec<Event>,
+}
+
+#[derive(Debug)]
+struct SignalSet {
+    cc: Cc,
+    asn: u32,
+    series: [SignalSeries; 3],
+    dirty: bool,
+    alerts: Vec<SignalAlert>,
+}
+
+/// The incremental detector (see the module doc).
+#[derive(Debug)]
+pub struct Detector {
+    config: Config,
+    index: FastMap<SeriesKey, usize>,
+    series: Vec<SeriesState>,
+    dirty: Vec<usize>,
+    group_index: FastMap<(Arc<str>, Cc), usize>,
+    groups: Vec<GroupState>,
+    dirty_groups: Vec<usize>,
+    signal_index: FastMap<(Cc, u32), usize>,
+    signal_sets: Vec<SignalSet>,
+    dirty_ccs: BTreeSet<Cc>,
+    country_alerts: FastMap<Cc, Vec<SignalAlert>>,
+    classified_upto: Option<i64>,
+    outages: Option<Vec<Outage>>,
+    watermark: i64,
+    stats: Stats,
+}
+
+impl Detector {
+    /// A detector with `config` (see [`Config::validate`]).
+    pub fn new(config: Config) -> Detector {
+        Detector {
+            config,
+            index: FastMap::default(),
+            series: Vec::new(),
+            dirty: Vec::new(),
+            group_index: FastMap::default(),
+            groups: Vec::new(),
+            dirty_groups: Vec::new(),
+            signal_index: FastMap::default(),
+            signal_sets: Vec::new(),
+            dirty_ccs: BTreeSet::new(),
+            country_alerts: FastMap::default(),
+            classified_upto: None,
+            outages: None,
+            watermark: i64::MIN,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            series: self.series.len(),
+            ..self.stats
+        }
+    }
+
+    fn check_late(&mut self, time: i64) -> Result<(), TooLate> {
+        if time < self.watermark.saturating_sub(self.config.lateness) {
+            self.stats.too_late += 1;
+            return Err(TooLate {
+                time,
+                watermark: self.watermark,
+                lateness: self.config.lateness,
+            });
+        }
+        self.watermark = self.watermark.max(time);
+        Ok(())
+    }
+
+    fn signal_set(&mut self, cc: Cc, asn: u32) -> usize {
+        if let Some(&i) = self.signal_index.get(&(cc, asn)) {
+            return i;
+        }
+        let i = self.signal_sets.len();
+        self.signal_sets.push(SignalSet {
+            cc,
+            asn,
+            series: SignalKind::ALL.map(SignalSeries::new),
+            dirty: true,
+            alerts: Vec::new(),
+        });
+        self.signal_index.insert((cc, asn), i);
+        i
+    }
+
+    fn new_series(&mut self, key: SeriesKey) -> usize {
+        let platform: Arc<str> = Arc::from(platform_of(&key.domain).as_ref());
+        let idx = self.series.len();
+        let group = match self.group_index.get(&(platform.clone(), key.cc)) {
+            Some(&g) => g,
+            None => {
+                let g = self.groups.len();
+                self.groups.push(GroupState {
+                    members: Vec::new(),
+                    dirty: false,
+                    events: Vec::new(),
+                });
+                self.group_index.insert((platform.clone(), key.cc), g);
+                g
+            }
+        };
+        self.groups[group].members.push(idx);
+        let signals = self.signal_set(key.cc, key.asn);
+        self.index.insert(key.clone(), idx);
+        self.series.push(SeriesState {
+            key,
+            platform,
+            group,
+            signals,
+            bins: Bins::default(),
+            vit: Viterbi::default(),
+            dirty_from: usize::MAX,
+            events: Vec::new(),
+        });
+        idx
+    }
+
+    /// Counts one observation. Refused when older than the lateness window behind the newest
+    /// time seen; any earlier time inside the window is fine.
+    pub fn observe(&mut self, obs: &Observation) -> Result<(), TooLate> {
+        self.check_late(obs.time)?;
+        let key = SeriesKey::of(obs);
+        let idx = match self.index.get(&key) {
+            Some(&i) => i,
+            None => self.new_series(key),
+        };
+        let b = self.config.bin_of(obs.time);
+        let s = &mut self.series[idx];
+        let was_clean = s.dirty_from == usize::MAX;
+        let old_len = s.bins.len();
+        let (bin, pos, prepended) = s.bins.slot(b);
+        bin.add(obs);
+        if prepended > 0 {
+            s.vit.reset();
+            s.dirty_from = 0;
+        } else {
+            s.dirty_from = s.dirty_from.min(pos.min(old_len));
+        }
+        if was_clean {
+            self.dirty.push(idx);
+        }
+        let set = &mut self.signal_sets[s.signals];
+        set.series[SignalKind::ProbeVolume.index()].add(b, 1.0);
+        set.dirty = true;
+        self.stats.observations += 1;
+        Ok(())
+    }
+
+    /// Records one signal sample (same lateness rule as [`Detector::observe`]).
+    pub fn observe_signal(&mut self, sample: &SignalSample) -> Result<(), TooLate> {
+        self.check_late(sample.time)?;
+        let i = self.signal_set(sample.cc, sample.asn);
+        let b = self.config.bin_of(sample.time);
+        let set = &mut self.signal_sets[i];
+        set.series[sample.kind.index()].add(b, sample.value);
+        set.dirty = true;
+        self.stats.signal_samples += 1;
+        Ok(())
+    }
+
+    /// Brings every result up to date with the data seen and the clock `now` (Unix seconds):
+    /// re-decodes the series that changed, re-groups their groups, and classifies the outage
+    /// signals' complete bins (those that ended by `now`).
+    pub fn refresh(&mut self, now: i64) {
+        self.watermark = self.watermark.max(now);
+        let config = &self.config;
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for idx in dirty.drain(..) {
+            let s = &mut self.series[idx];
+            let from = s.dirty_from;
+            if from == usize::MAX {
+                continue;
+            }
+            let SeriesState { vit, bins, .. } = &mut *s;
+            vit.update(bins.len(), from, config.switch_cost, |i| {
+                let b = &bins.bins[i];
+                config.bin_llr(b.blocked, b.ok)
+            });
+            s.dirty_from = usize::MAX;
+            let events: Vec<SeriesEvent> = extract(&s.bins, s.vit.states(), config)
+                .into_iter()
+                .map(|raw| series_event(&s.key, &s.platform, s.bins.first, raw, config))
+                .collect();
+            if events != s.events {
+                s.events = events;
+                let g = &mut self.groups[s.group];
+                if !g.dirty {
+                    g.dirty = true;
+                    self.dirty_groups.push(s.group);
+                }
+            }
+        }
+        self.dirty = dirty;
+        for g in std::mem::take(&mut self.dirty_groups) {
+            let members: Vec<SeriesEvent> = self.groups[g]
+                .members
+                .iter()
+                .flat_map(|&m| self.series[m].events.iter().cloned())
+                .collect();
+            let group = &mut self.groups[g];
+            group.events = group_events(&members, config);
+            group.dirty = false;
+        }
+        self.refresh_signals(now);
+    }
+
+    fn refresh_signals(&mut self, now: i64) {
+        let config = &self.config;
+        let upto = config.bin_of(now);
+        let advanced = self.classified_upto != Some(upto);
+        self.classified_upto = Some(upto);
+        for set in &mut self.signal_sets {
+            if !(set.dirty || advanced) {
+                continue;
+            }
+            let mut alerts = Vec::new();
+            for s in &mut set.series {
+                s.classify(upto, config);
+                alerts.extend(s.alerts(set.cc, Some(set.asn), config));
+            }
+            set.dirty = false;
+            if alerts != set.alerts {
+                set.alerts = alerts;
+                self.outages = None;
+            }
+            self.dirty_ccs.insert(set.cc);
+        }
+        let ccs = std::mem::take(&mut self.dirty_ccs);
+        for cc in ccs {
+            let members: Vec<&SignalSet> = self.signal_sets.iter().filter(|s| s.cc == cc).collect();
+            let mut alerts = Vec::new();
+            for kind in SignalKind::ALL {
+                let parts: Vec<&SignalSeries> = members
+                    .iter()
+                    .map(|m| &m.series[kind.index()])
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                let Some(first) = parts.iter().map(|s| s.first).min() else {
+                    continue;
+                };
+                let values: Vec<Option<f64>> = (first..upto)
+                    .map(|b| {
+                        let mut sum = 0.0;
+                        for p in &parts {
+                            if b < p.first {
+                                continue;
+                            }
+                            sum += p.value((b - p.first) as usize)?;
+                        }
+                        Some(sum)
+                    })
+                    .collect();
+                alerts.extend(alerts_of_values(&values, first, kind, cc, None, config));
+            }
+            let old = self.country_alerts.insert(cc, alerts);
+            if old.as_ref() != self.country_alerts.get(&cc) {
+                self.outages = None;
+            }
+        }
+    }
+
+    /// Country-level blocking events, after [`Detector::refresh`] at `now`.
+    pub fn events(&mut self, now: i64) -> Vec<Event> {
+        self.refresh(now);
+        let mut out: Vec<Event> = self.groups.iter().flat_map(|g| g.events.iter().cloned()).collect();
+        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Per-series blocking events, after [`Detector::refresh`] at `now`.
+    pub fn series_events(&mut self, now: i64) -> Vec<SeriesEvent> {
+        self.refresh(now);
+        let mut out: Vec<SeriesEvent> = self.series.iter().flat_map(|s| s.events.iter().cloned()).collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.start.cmp(&b.start)));
+        out
+    }
+
+    /// Every signal alert (per network and per country), after [`Detector::refresh`] at `now`.
+    pub fn signal_alerts(&mut self, now: i64) -> Vec<SignalAlert> {
+        self.refresh(now);
+        let mut out: Vec<SignalAlert> = self
+            .signal_sets
+            .iter()
+            .flat_map(|s| s.alerts.iter().cloned())
+            .chain(self.country_alerts.values().flatten().cloned())
+            .collect();
+        out.sort_by_key(|a| (a.cc, a.asn, a.kind, a.start));
+        out
+    }
+
+    /// Outages, after [`Detector::refresh`] at `now`.
+    pub fn outages(&mut self, now: i64) -> Vec<Outage> {
+        let alerts = self.signal_alerts(now);
+        if let Some(o) = &self.outages {
+            return o.clone();
+        }
+        let o = group_outages(&alerts, &self.config);
+        self.outages = Some(o.clone());
+        o
+    }
+
+    /// The bins of one series, from its first to its last bin with data.
+    pub fn series_bins(&self, key: &SeriesKey) -> Vec<BinSummary> {
+        let Some(&i) = self.index.get(key) else {
+            return Vec::new();
+        };
+        let bins = &self.series[i].bins;
+        summaries(bins.first, &bins.bins, &self.config)
+    }
+
+    /// The bins of `domain` in country `cc`, all networks summed.
+    pub fn country_bins(&self, domain: &str, cc: Cc) -> Vec<BinSummary> {
+        let members: Vec<&Bins> = self
+            .series
+            .iter()
+            .filter(|s| s.key.cc == cc && s.key.domain.as_ref() == domain && s.bins.len() > 0)
+            .map(|s| &s.bins)
+            .collect();
+        let Some(first) = members.iter().map(|b| b.first).min() else {
+            return Vec::new();
+        };
+        let last = members.iter().map(|b| b.first + b.len() as i64).max().unwrap_or(first);
+        let mut sum = vec![Bin::default(); (last - first) as usize];
+        for m in members {
+            for (i, bin) in m.bins.iter().enumerate() {
+                sum[(m.first - first) as usize + i].merge(bin);
+            }
+        }
+        summaries(first, &sum, &self.config)
+    }
+}
+
+fn summaries(first: i64, bins: &[Bin], config: &Config) -> Vec<BinSummary> {
+    bins.iter()
+        .enumerate()
+        .map(|(i, b)| b.summary((first + i as i64) * config.bin, config))
+        .collect()
+}
+
+fn series_event(key: &SeriesKey, platform: &Arc<str>, first: i64, raw: RawEvent, config: &Config) -> SeriesEvent {
+    let at = |pos: usize| (first + pos as i64) * config.bin;
+    SeriesEvent {
+        key: key.clone(),
+        platform: platform.clone(),
+        start: raw.first.0,
+        end: raw.end_pos.map(at),
+        last_blocked: at(raw.last_pos),
+        pattern: if raw.runs >= config.min_cycles {
+            Pattern::Intermittent
+        } else {
+            Pattern::Steady
+        },
+        cycles: raw.runs,
+        method: dominant(&raw.methods),
+        confidence: wilson(raw.blocked, raw.decisive, config.z).0,
+        evidence: raw.evidence,
+        measurements: raw.measurements,
+        blocked: raw.blocked,
+        decisive: raw.decisive,
+        methods: method_list(&raw.methods),
+        first_evidence: Evidence {
+            time: raw.first.0,
+            domain: key.domain.clone(),
+            asn: key.asn,
+            id: raw.first.1,
+        },
+    }
+}
+
+/// Runs the detector over a batch (no lateness limit) and returns everything it finds at `now`.
+pub fn detect(observations: &[Observation], signals: &[SignalSample], config: &Config, now: i64) -> Report {
+    let mut d = Detector::new(Config {
+        lateness: i64::MAX,
+        ..config.clone()
+    });
+    for o in observations {
+        // Cannot fail without a lateness limit.
+        let _ = d.observe(o);
+    }
+    for s in signals {
+        let _ = d.observe_signal(s);
+    }
+    let events = d.events(now);
+    let series_events = d.series_events(now);
+    let alerts = d.signal_alerts(now);
+    let outages = d.outages(now);
+    Report {
+        events,
+        series_events,
+        outages,
+        alerts,
+        stats: d.stats(),
+    }
+}

@@ -1,0 +1,363 @@
+//! Scores the detector against a [`Simulation`]'s truth: what `censorwatch simulate --eval`
+//! prints.
+//!
+//! Blocking is scored per network, the level at which a block starts and ends: every
+//! [`AsnSpan`](crate::AsnSpan) of every country-level event is matched one-to-one to the true
+//! block of the same (country, platform, network) it overlaps most. Precision is matched spans
+//! over detected spans, recall matched truths over true blocks; start and end errors are in bins
+//! (the bin of the detected time against the bin of the true one; an event that is still open is
+//! right when the truth is too, and otherwise off by the bins to the timeline's end). A split
+//! event counts its second half as a false detection. Outages are scored the same way per
+//! network. The detector is run twice, once over the whole batch and once incrementally in
+//! arrival order (late data included), and the two results must be identical.
+
+use crate::config::Config;
+use crate::detector::{Detector, detect};
+use crate::group::{Event, Pattern};
+use crate::obs::Cc;
+use crate::outage::Outage;
+use crate::sim::{ScenarioKind, Simulation};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// How one kind of scenario did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KindScore {
+    /// Scenarios of this kind.
+    pub scenarios: usize,
+    /// True per-network blocks.
+    pub truth_events: usize,
+    /// Detected per-network spans.
+    pub detected_events: usize,
+    /// Matched pairs.
+    pub matched: usize,
+    /// Mean start error of the matched pairs, bins.
+    pub start_error_bins: f64,
+    /// Mean end error of the matched pairs, bins.
+    pub end_error_bins: f64,
+    /// Matched pairs whose pattern (steady/intermittent) is right.
+    pub pattern_right: usize,
+    /// Country-level events raised.
+    pub country_events: usize,
+}
+
+/// How outages did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OutageScore {
+    /// Matched detected network outages over all detected.
+    pub precision: f64,
+    /// Matched true network outages over all true.
+    pub recall: f64,
+    /// Mean start error, bins.
+    pub start_error_bins: f64,
+    /// Mean end error, bins.
+    pub end_error_bins: f64,
+    /// True network outages.
+    pub truth: usize,
+    /// Detected network outages.
+    pub detected: usize,
+    /// Matched pairs.
+    pub matched: usize,
+    /// Country-level outages raised.
+    pub country_outages: usize,
+    /// Blocking events raised in outage scenarios (must be 0: a shutdown is not a block).
+    pub blocking_events_during_outages: usize,
+}
+
+/// The evaluation. The first six fields are the contract of `simulate --eval --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// Matched detected blocks over all detected blocks (per network).
+    pub precision: f64,
+    /// Matched true blocks over all true blocks (per network).
+    pub recall: f64,
+    /// Mean start error of matched blocks, bins.
+    pub start_error_bins: f64,
+    /// Mean end error of matched blocks, bins.
+    pub end_error_bins: f64,
+    /// Share of matched blocks whose steady/intermittent pattern is right.
+    pub intermittent_accuracy: f64,
+    /// Blocks detected where there was none (clean, sparse-clean and outage scenarios).
+    pub clean_false_events: usize,
+    /// Largest start error, bins.
+    pub start_error_bins_max: i64,
+    /// Largest end error, bins.
+    pub end_error_bins_max: i64,
+    /// Share of matched blocks that start within one bin of the truth.
+    pub start_within_one_bin: f64,
+    /// Share of matched blocks that end within one bin of the truth.
+    pub end_within_one_bin: f64,
+    /// True per-network blocks.
+    pub truth_events: usize,
+    /// Detected per-network spans.
+    pub detected_events: usize,
+    /// Matched pairs.
+    pub matched: usize,
+    /// Scenarios with a block.
+    pub blocks: usize,
+    /// Country-level events raised in those scenarios, per scenario (1.0 = one event per block).
+    pub country_events_per_block: f64,
+    /// Outages.
+    pub outage: OutageScore,
+    /// Whether feeding the data incrementally in arrival order (late data included) gave
+    /// exactly the batch result.
+    pub incremental_matches_batch: bool,
+    /// Inputs the incremental run refused as too late.
+    pub too_late: u64,
+    /// Per kind of scenario.
+    pub scenarios: BTreeMap<&'static str, KindScore>,
+    /// The seed.
+    pub seed: u64,
+    /// Bin width, seconds.
+    pub bin: i64,
+    /// Timeline length, days.
+    pub days: u32,
+    /// Series (domain, country, network).
+    pub series: usize,
+    /// Observations.
+    pub observations: usize,
+    /// Signal samples.
+    pub signal_samples: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: i64,
+    end: Option<i64>,
+}
+
+fn overlap(a: Span, b: Span, horizon: i64) -> i64 {
+    let s = a.start.max(b.start);
+    let e = a.end.unwrap_or(horizon).min(b.end.unwrap_or(horizon));
+    e - s
+}
+
+/// One-to-one greedy matching: each truth (in order) takes the unmatched detection overlapping
+/// it most. Returns (truth, detection) index pairs.
+fn match_spans(truth: &[Span], found: &[Span], horizon: i64) -> Vec<(usize, usize)> {
+    let mut used = vec![false; found.len()];
+    let mut pairs = Vec::new();
+    for (i, t) in truth.iter().enumerate() {
+        let best = found
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !used[*j])
+            .map(|(j, f)| (overlap(*t, *f, horizon), j))
+            .filter(|(o, _)| *o > 0)
+            .max_by_key(|&(o, j)| (o, std::cmp::Reverse(j)));
+        if let Some((_, j)) = best {
+            used[j] = true;
+            pairs.push((i, j));
+        }
+    }
+    pairs
+}
+
+fn share(num: usize, den: usize) -> f64 {
+    if den == 0 { 1.0 } else { num as f64 / den as f64 }
+}
+
+fn mean(v: &[i64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<i64>() as f64 / v.len() as f64
+    }
+}
+
+/// Feeds the simulation to a detector in arrival order, refreshing every `every` seconds of
+/// arrival time, and returns its final events and outages with the count of refused inputs.
+pub fn run_incremental(sim: &Simulation, config: &Config, every: i64) -> (Vec<Event>, Vec<Outage>, u64) {
+    let mut order: Vec<(i64, bool, usize)> = sim
+        .arrivals
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| (a, true, i))
+        .chain(sim.signals.iter().enumerate().map(|(i, s)| (s.time, false, i)))
+        .collect();
+    order.sort_unstable();
+    let mut d = Detector::new(config.clone());
+    let mut next = sim.start + every;
+    for (arrival, is_obs, i) in order {
+        while arrival >= next {
+            d.refresh(next.min(sim.end));
+            next += every;
+        }
+        // A refusal is counted in the detector's stats.
+        let _ = if is_obs {
+            d.observe(&sim.observations[i])
+        } else {
+            d.observe_signal(&sim.signals[i])
+        };
+    }
+    let events = d.events(sim.end);
+    let outages = d.outages(sim.end);
+    (events, outages, d.stats().too_late)
+}
+
+/// Runs the detector over `sim` with `config` and scores it.
+pub fn evaluate(sim: &Simulation, config: &Config) -> EvalReport {
+    let report = detect(&sim.observations, &sim.signals, config, sim.end);
+    let (inc_events, inc_outages, too_late) = run_incremental(sim, config, 6 * crate::config::HOUR);
+    let incremental_matches_batch = inc_events == report.events && inc_outages == report.outages;
+    let horizon = sim.end;
+    let bin = |t: i64| config.bin_of(t);
+    let end_bins = |e: Option<i64>| bin(e.unwrap_or(horizon));
+    let kind_of: HashMap<Cc, ScenarioKind> = sim.scenarios.iter().map(|s| (s.cc, s.kind)).collect();
+
+    let mut scores: BTreeMap<&'static str, KindScore> = BTreeMap::new();
+    for s in &sim.scenarios {
+        let k = scores.entry(s.kind.as_str()).or_default();
+        k.scenarios += 1;
+        k.truth_events += s.truth.len();
+    }
+    // Detected per-network spans, by (cc, platform, asn).
+    type Key = (Cc, String, u32);
+    let mut found: BTreeMap<Key, Vec<(Span, Pattern)>> = BTreeMap::new();
+    let mut detected_events = 0;
+    let mut clean_false_events = 0;
+    let mut during_outages = 0;
+    for e in &report.events {
+        let kind = kind_of.get(&e.cc).copied();
+        if let Some(k) = kind {
+            scores.entry(k.as_str()).or_default().country_events += 1;
+        }
+        for a in &e.asns {
+            detected_events += 1;
+            match kind {
+                Some(ScenarioKind::Outage) => during_outages += 1,
+                Some(k) if k.is_clean() => clean_false_events += 1,
+                _ => {}
+            }
+            if let Some(k) = kind {
+                scores.entry(k.as_str()).or_default().detected_events += 1;
+            }
+            found.entry((e.cc, e.platform.to_string(), a.asn)).or_default().push((
+                Span {
+                    start: a.start,
+                    end: a.end,
+                },
+                a.pattern,
+            ));
+        }
+    }
+    let mut start_err = Vec::new();
+    let mut end_err = Vec::new();
+    let mut pattern_right = 0;
+    let mut truth_events = 0;
+    for s in &sim.scenarios {
+        let mut by_key: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+        for (i, t) in s.truth.iter().enumerate() {
+            by_key.entry((t.cc, t.platform.clone(), t.asn)).or_default().push(i);
+        }
+        truth_events += s.truth.len();
+        for (key, idx) in by_key {
+            let truth: Vec<Span> = idx
+                .iter()
+                .map(|&i| Span {
+                    start: s.truth[i].start,
+                    end: s.truth[i].end,
+                })
+                .collect();
+            let empty = Vec::new();
+            let det = found.get(&key).unwrap_or(&empty);
+            let det_spans: Vec<Span> = det.iter().map(|d| d.0).collect();
+            for (ti, di) in match_spans(&truth, &det_spans, horizon) {
+                let t = &s.truth[idx[ti]];
+                let (d, pattern) = det[di];
+                let se = (bin(d.start) - bin(t.start)).abs();
+                let ee = match (d.end, t.end) {
+                    (None, None) => 0,
+                    _ => (end_bins(d.end) - end_bins(t.end)).abs(),
+                };
+                start_err.push(se);
+                end_err.push(ee);
+                let right = pattern == t.pattern;
+                pattern_right += usize::from(right);
+                let k = scores.entry(s.kind.as_str()).or_default();
+                k.matched += 1;
+                k.pattern_right += usize::from(right);
+                // Running means.
+                let m = k.matched as f64;
+                k.start_error_bins += (se as f64 - k.start_error_bins) / m;
+                k.end_error_bins += (ee as f64 - k.end_error_bins) / m;
+            }
+        }
+    }
+    let matched = start_err.len();
+    let blocks = sim.scenarios.iter().filter(|s| !s.truth.is_empty()).count();
+    let block_events: usize = report
+        .events
+        .iter()
+        .filter(|e| kind_of.get(&e.cc).is_some_and(|k| !k.is_clean()))
+        .count();
+
+    // Outages, per network.
+    let mut out_score = OutageScore {
+        country_outages: report.outages.len(),
+        blocking_events_during_outages: during_outages,
+        ..OutageScore::default()
+    };
+    let mut det_out: BTreeMap<(Cc, u32), Vec<Span>> = BTreeMap::new();
+    for o in &report.outages {
+        for a in &o.asns {
+            out_score.detected += 1;
+            det_out.entry((o.cc, a.asn)).or_default().push(Span {
+                start: a.start,
+                end: a.end,
+            });
+        }
+    }
+    let (mut os, mut oe) = (Vec::new(), Vec::new());
+    for s in &sim.scenarios {
+        for t in &s.outages {
+            out_score.truth += 1;
+            let truth = [Span {
+                start: t.start,
+                end: Some(t.end),
+            }];
+            let det = det_out.get(&(t.cc, t.asn)).cloned().unwrap_or_default();
+            for (_, di) in match_spans(&truth, &det, horizon) {
+                os.push((bin(det[di].start) - bin(t.start)).abs());
+                oe.push((end_bins(det[di].end) - bin(t.end)).abs());
+            }
+        }
+    }
+    out_score.matched = os.len();
+    out_score.precision = share(out_score.matched, out_score.detected);
+    out_score.recall = share(out_score.matched, out_score.truth);
+    out_score.start_error_bins = mean(&os);
+    out_score.end_error_bins = mean(&oe);
+
+    EvalReport {
+        precision: share(matched, detected_events),
+        recall: share(matched, truth_events),
+        start_error_bins: mean(&start_err),
+        end_error_bins: mean(&end_err),
+        intermittent_accuracy: share(pattern_right, matched),
+        clean_false_events,
+        start_error_bins_max: start_err.iter().copied().max().unwrap_or(0),
+        end_error_bins_max: end_err.iter().copied().max().unwrap_or(0),
+        start_within_one_bin: share(start_err.iter().filter(|&&e| e <= 1).count(), matched),
+        end_within_one_bin: share(end_err.iter().filter(|&&e| e <= 1).count(), matched),
+        truth_events,
+        detected_events,
+        matched,
+        blocks,
+        country_events_per_block: if blocks == 0 {
+            0.0
+        } else {
+            block_events as f64 / blocks as f64
+        },
+        outage: out_score,
+        incremental_matches_batch,
+        too_late,
+        scenarios: scores,
+        seed: sim.config.seed,
+        bin: config.bin,
+        days: sim.config.days,
+        series: report.stats.series,
+        observations: sim.observations.len(),
+        signal_samples: sim.signals.len(),
+    }
+}

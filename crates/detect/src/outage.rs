@@ -1,0 +1,532 @@
+//! Outages (network shutdowns), IODA-style: per network and per country, each signal (BGP
+//! visibility, probe volume, control reachability) is compared bin by bin with the median of
+//! its own recent past, and a bin below a share of it is a warning or critical alert.
+//!
+//! Two things differ from a plain trailing median. Bins that are themselves alerts stay out of
+//! the baseline, so a long shutdown does not become the new normal after a day; baseline values
+//! older than [`OutageConfig::max_baseline_age`] windows are dropped, so a lasting change is
+//! eventually accepted. And probe volume, a small count, alerts only when its drop is also
+//! improbable under a Poisson law with the baseline as mean, and never on its own above
+//! `warning`: one volunteer switching off a computer is not a shutdown.
+
+use crate::config::{Config, OutageConfig, SignalRule};
+use crate::obs::{Cc, SignalKind};
+use crate::stats::{poisson_cdf, sorted_median};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How far a signal fell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Below the warning share of its baseline.
+    Warning,
+    /// Below the critical share of its baseline.
+    Critical,
+}
+
+/// What one bin of a signal says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinAlert {
+    /// No reading in this bin (levels only; a count is zero instead).
+    Missing,
+    /// Too little history for a baseline.
+    NoBaseline,
+    /// At or above the warning share.
+    Normal,
+    /// Below the warning share.
+    Warning,
+    /// Below the critical share.
+    Critical,
+}
+
+impl BinAlert {
+    fn level(self) -> Option<Level> {
+        match self {
+            BinAlert::Warning => Some(Level::Warning),
+            BinAlert::Critical => Some(Level::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// A run of alert bins of one signal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignalAlert {
+    /// The country.
+    pub cc: Cc,
+    /// The network, or `None` for the country's sum.
+    pub asn: Option<u32>,
+    /// The signal.
+    pub kind: SignalKind,
+    /// The worst bin's level.
+    pub level: Level,
+    /// The first alert bin's start, Unix seconds.
+    pub start: i64,
+    /// The start of the first normal bin after it; `None` while it lasts.
+    pub end: Option<i64>,
+    /// The baseline (trailing median) when it started.
+    pub baseline: f64,
+    /// The lowest value during it.
+    pub lowest: f64,
+}
+
+/// The bins of one signal of one network (or country).
+#[derive(Debug, Clone)]
+pub(crate) struct SignalSeries {
+    pub(crate) kind: SignalKind,
+    /// Bin index of position 0.
+    pub(crate) first: i64,
+    sum: Vec<f64>,
+    count: Vec<u32>,
+    /// Positions before this are classified and unchanged.
+    dirty_from: usize,
+    states: Vec<BinAlert>,
+    baselines: Vec<f64>,
+}
+
+impl SignalSeries {
+    pub(crate) fn new(kind: SignalKind) -> SignalSeries {
+        SignalSeries {
+            kind,
+            first: 0,
+            sum: Vec::new(),
+            count: Vec::new(),
+            dirty_from: 0,
+            states: Vec::new(),
+            baselines: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sum.is_empty()
+    }
+
+    /// Adds a reading (or, for a count, an amount) to bin `b`.
+    pub(crate) fn add(&mut self, b: i64, value: f64) {
+        if self.sum.is_empty() {
+            self.first = b;
+        }
+        if b < self.first {
+            let n = (self.first - b) as usize;
+            self.sum.splice(0..0, std::iter::repeat_n(0.0, n));
+            self.count.splice(0..0, std::iter::repeat_n(0, n));
+            self.first = b;
+            self.states.clear();
+            self.baselines.clear();
+            self.dirty_from = 0;
+        }
+        let pos = (b - self.first) as usize;
+        if pos >= self.sum.len() {
+            self.sum.resize(pos + 1, 0.0);
+            self.count.resize(pos + 1, 0);
+        }
+        self.sum[pos] += value;
+        self.count[pos] += 1;
+        self.dirty_from = self.dirty_from.min(pos);
+    }
+
+    /// The value at position `i` (counts are zero past the last reading).
+    pub(crate) fn value(&self, i: usize) -> Option<f64> {
+        if self.kind.is_count() {
+            return Some(self.sum.get(i).copied().unwrap_or(0.0));
+        }
+        match self.count.get(i) {
+            Some(&n) if n > 0 => Some(self.sum[i] / f64::from(n)),
+            _ => None,
+        }
+    }
+
+    /// Classifies bins up to (not including) bin index `upto`.
+    pub(crate) fn classify(&mut self, upto: i64, config: &Config) {
+        if self.sum.is_empty() {
+            return;
+        }
+        let n = (upto - self.first).max(0) as usize;
+        let from = self.dirty_from.min(self.states.len()).min(n);
+        let rule = config.outage.rule(self.kind);
+        let values: Vec<Option<f64>> = (0..n).map(|i| self.value(i)).collect();
+        self.states.truncate(from);
+        self.baselines.truncate(from);
+        classify_from(
+            &values,
+            from,
+            &mut self.states,
+            &mut self.baselines,
+            rule,
+            self.kind,
+            config,
+        );
+        self.dirty_from = n;
+    }
+
+    /// The alert runs of the classified bins.
+    pub(crate) fn alerts(&self, cc: Cc, asn: Option<u32>, config: &Config) -> Vec<SignalAlert> {
+        runs(&self.states, &self.baselines, |i| self.value(i), config)
+            .into_iter()
+            .map(|r| r.into_alert(self.first, self.kind, cc, asn, config))
+            .collect()
+    }
+}
+
+/// Classifies a whole series of values starting at bin index `first` and returns its alerts
+/// (used for a country's summed signals, which are rebuilt from its networks each time).
+pub(crate) fn alerts_of_values(
+    values: &[Option<f64>],
+    first: i64,
+    kind: SignalKind,
+    cc: Cc,
+    asn: Option<u32>,
+    config: &Config,
+) -> Vec<SignalAlert> {
+    let mut states = Vec::with_capacity(values.len());
+    let mut baselines = Vec::with_capacity(values.len());
+    classify_from(
+        values,
+        0,
+        &mut states,
+        &mut baselines,
+        config.outage.rule(kind),
+        kind,
+        config,
+    );
+    runs(&states, &baselines, |i| values[i], config)
+        .into_iter()
+        .map(|r| r.into_alert(first, kind, cc, asn, config))
+        .collect()
+}
+
+/// Bins for a rule's durations.
+fn bins_for(seconds: i64, bin: i64) -> usize {
+    ((seconds + bin - 1) / bin).max(1) as usize
+}
+
+/// Classifies one value against a baseline.
+pub fn classify_value(
+    value: f64,
+    baseline: f64,
+    kind: SignalKind,
+    rule: &SignalRule,
+    config: &OutageConfig,
+) -> BinAlert {
+    if baseline <= 0.0 || value >= rule.warning * baseline {
+        return BinAlert::Normal;
+    }
+    if kind.is_count()
+        && (baseline < config.min_volume_baseline
+            || poisson_cdf(value.max(0.0).floor() as u64, baseline) > config.volume_alpha)
+    {
+        return BinAlert::Normal;
+    }
+    if value < rule.critical * baseline {
+        BinAlert::Critical
+    } else {
+        BinAlert::Warning
+    }
+}
+
+/// Classifies `values[from..]` given the states of `values[..from]` (pushed onto `states` and
+/// `baselines`). The baseline of bin `i` is the median of the last `window` values before it
+/// that were not alerts, none older than `max_baseline_age` windows; with fewer than
+/// `min_history` of them there is no baseline.
+pub(crate) fn classify_from(
+    values: &[Option<f64>],
+    from: usize,
+    states: &mut Vec<BinAlert>,
+    baselines: &mut Vec<f64>,
+    rule: &SignalRule,
+    kind: SignalKind,
+    config: &Config,
+) {
+    let w = bins_for(rule.window, config.bin);
+    let max_age = w.saturating_mul(config.outage.max_baseline_age.max(1) as usize);
+    let min_hist = bins_for(rule.min_history, config.bin);
+    let eligible = |s: BinAlert| matches!(s, BinAlert::Normal | BinAlert::NoBaseline);
+    // Rebuild the window as it stood at `from`.
+    let mut window: VecDeque<(usize, f64)> = VecDeque::new();
+    let mut j = from;
+    while j > 0 && window.len() < w {
+        j -= 1;
+        if from - j > max_age {
+            break;
+        }
+        if let Some(v) = values[j]
+            && eligible(states[j])
+        {
+            window.push_front((j, v));
+        }
+    }
+    let mut sorted: Vec<f64> = window.iter().map(|&(_, v)| v).collect();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let remove = |sorted: &mut Vec<f64>, v: f64| {
+        if let Ok(p) = sorted.binary_search_by(|x| x.total_cmp(&v)) {
+            sorted.remove(p);
+        }
+    };
+    for (i, value) in values.iter().enumerate().skip(from) {
+        while let Some(&(j, v)) = window.front() {
+            if i - j > max_age {
+                window.pop_front();
+                remove(&mut sorted, v);
+            } else {
+                break;
+            }
+        }
+        let baseline = if sorted.len() >= min_hist {
+            sorted_median(&sorted)
+        } else {
+            f64::NAN
+        };
+        let state = match *value {
+            None => BinAlert::Missing,
+            Some(_) if baseline.is_nan() => BinAlert::NoBaseline,
+            Some(v) => classify_value(v, baseline, kind, rule, &config.outage),
+        };
+        states.push(state);
+        baselines.push(baseline);
+        if let Some(v) = *value
+            && eligible(state)
+        {
+            window.push_back((i, v));
+            let p = sorted.partition_point(|x| x.total_cmp(&v).is_lt());
+            sorted.insert(p, v);
+            if window.len() > w
+                && let Some((_, old)) = window.pop_front()
+            {
+                remove(&mut sorted, old);
+            }
+        }
+    }
+}
+
+/// One run of alert bins, in positions.
+struct Run {
+    start: usize,
+    end: Option<usize>,
+    level: Level,
+    baseline: f64,
+    lowest: f64,
+}
+
+impl Run {
+    fn into_alert(self, first: i64, kind: SignalKind, cc: Cc, asn: Option<u32>, config: &Config) -> SignalAlert {
+        SignalAlert {
+            cc,
+            asn,
+            kind,
+            level: self.level,
+            start: (first + self.start as i64) * config.bin,
+            end: self.end.map(|e| (first + e as i64) * config.bin),
+            baseline: self.baseline,
+            lowest: self.lowest,
+        }
+    }
+}
+
+/// Alert bins separated by at most `merge_gap` of normal bins form one run; missing bins
+/// neither break nor extend a run; a bin without baseline breaks it.
+fn runs(states: &[BinAlert], baselines: &[f64], value: impl Fn(usize) -> Option<f64>, config: &Config) -> Vec<Run> {
+    let gap = (config.outage.merge_gap / config.bin).max(0) as usize;
+    let mut out: Vec<Run> = Vec::new();
+    let mut cur: Option<Run> = None;
+    let mut normal_since: Option<usize> = None;
+    for (i, &s) in states.iter().enumerate() {
+        if let Some(level) = s.level() {
+            let v = value(i).unwrap_or(f64::NAN);
+            match &mut cur {
+                Some(r) => {
+                    r.level = r.level.max(level);
+                    r.lowest = r.lowest.min(v);
+                    r.end = None;
+                }
+                None => {
+                    cur = Some(Run {
+                        start: i,
+                        end: None,
+                        level,
+                        baseline: baselines[i],
+                        lowest: v,
+                    });
+                }
+            }
+            normal_since = None;
+            continue;
+        }
+        let Some(r) = &mut cur else { continue };
+        match s {
+            BinAlert::Normal => {
+                let since = *normal_since.get_or_insert(i);
+                r.end = Some(since);
+                if i - since + 1 > gap {
+                    out.extend(cur.take());
+                    normal_since = None;
+                }
+            }
+            BinAlert::NoBaseline => {
+                r.end = Some(normal_since.unwrap_or(i));
+                out.extend(cur.take());
+                normal_since = None;
+            }
+            _ => {}
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// One network's (or the country's) outage: its signals' alerts merged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AsnOutage {
+    /// The network.
+    pub asn: u32,
+    /// Its first alert bin.
+    pub start: i64,
+    /// The end of its last alert; `None` while it lasts.
+    pub end: Option<i64>,
+    /// The worst level (probe volume alone counts as a warning at most).
+    pub level: Level,
+    /// The signals that alerted.
+    pub signals: Vec<SignalKind>,
+}
+
+/// A shutdown in one country: the networks whose signals fell together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outage {
+    /// `CC-outage-STARTBIN`.
+    pub id: String,
+    /// The country.
+    pub cc: Cc,
+    /// The first alert.
+    pub start: i64,
+    /// The last alert's end; `None` while any lasts.
+    pub end: Option<i64>,
+    /// The worst level.
+    pub level: Level,
+    /// Every signal that alerted.
+    pub signals: Vec<SignalKind>,
+    /// Whether the country's summed signals alerted too (not only some networks').
+    pub country_wide: bool,
+    /// The affected networks, each with its own span.
+    pub asns: Vec<AsnOutage>,
+    /// The underlying alerts.
+    pub alerts: Vec<SignalAlert>,
+}
+
+fn later(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        _ => None,
+    }
+}
+
+fn close(end: Option<i64>, start: i64, gap: i64) -> bool {
+    end.is_none_or(|e| start <= e.saturating_add(gap))
+}
+
+/// Merges signal alerts into outages: per scope (network or country) the alerts of all signals
+/// that overlap, then per country the scopes that overlap.
+pub fn group_outages(alerts: &[SignalAlert], config: &Config) -> Vec<Outage> {
+    let gap = config.outage.merge_gap;
+    let mut by_cc: BTreeMap<Cc, Vec<&SignalAlert>> = BTreeMap::new();
+    for a in alerts {
+        by_cc.entry(a.cc).or_default().push(a);
+    }
+    let mut out = Vec::new();
+    for (cc, list) in by_cc {
+        // Per scope.
+        let mut by_scope: BTreeMap<Option<u32>, Vec<&SignalAlert>> = BTreeMap::new();
+        for a in list {
+            by_scope.entry(a.asn).or_default().push(a);
+        }
+        struct ScopeSpan<'a> {
+            asn: Option<u32>,
+            start: i64,
+            end: Option<i64>,
+            alerts: Vec<&'a SignalAlert>,
+        }
+        let mut spans: Vec<ScopeSpan<'_>> = Vec::new();
+        for (asn, mut v) in by_scope {
+            v.sort_by_key(|a| (a.start, a.kind));
+            let mut cur: Option<ScopeSpan<'_>> = None;
+            for a in v {
+                match &mut cur {
+                    Some(s) if close(s.end, a.start, gap) => {
+                        s.end = later(s.end, a.end);
+                        s.alerts.push(a);
+                    }
+                    _ => {
+                        spans.extend(cur.take());
+                        cur = Some(ScopeSpan {
+                            asn,
+                            start: a.start,
+                            end: a.end,
+                            alerts: vec![a],
+                        });
+                    }
+                }
+            }
+            spans.extend(cur);
+        }
+        spans.sort_by_key(|s| (s.start, s.asn));
+        let mut clusters: Vec<(Option<i64>, Vec<ScopeSpan<'_>>)> = Vec::new();
+        for s in spans {
+            match clusters.last_mut() {
+                Some((end, c)) if close(*end, s.start, gap) => {
+                    *end = later(*end, s.end);
+                    c.push(s);
+                }
+                _ => clusters.push((s.end, vec![s])),
+            }
+        }
+        for (end, c) in clusters {
+            let mut signals: Vec<SignalKind> = Vec::new();
+            let mut level = Level::Warning;
+            let mut asns = Vec::new();
+            let mut all = Vec::new();
+            let mut country_wide = false;
+            let start = c.iter().map(|s| s.start).min().unwrap_or(0);
+            for s in &c {
+                let mut kinds: Vec<SignalKind> = s.alerts.iter().map(|a| a.kind).collect();
+                kinds.sort();
+                kinds.dedup();
+                let mut scope_level = s.alerts.iter().map(|a| a.level).max().unwrap_or(Level::Warning);
+                if kinds == [SignalKind::ProbeVolume] {
+                    scope_level = Level::Warning;
+                }
+                level = level.max(scope_level);
+                for k in &kinds {
+                    if !signals.contains(k) {
+                        signals.push(*k);
+                    }
+                }
+                all.extend(s.alerts.iter().map(|a| (*a).clone()));
+                match s.asn {
+                    Some(asn) => asns.push(AsnOutage {
+                        asn,
+                        start: s.start,
+                        end: s.end,
+                        level: scope_level,
+                        signals: kinds,
+                    }),
+                    None => country_wide = true,
+                }
+            }
+            signals.sort();
+            all.sort_by_key(|a| (a.start, a.asn, a.kind));
+            out.push(Outage {
+                id: format!("{cc}-outage-{}", config.bin_of(start) * config.bin),
+                cc,
+                start,
+                end,
+                level,
+                signals,
+                country_wide,
+                asns,
+                alerts: all,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+    out
+}

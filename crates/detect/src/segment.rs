@@ -1,0 +1,204 @@
+//! Change detection on one series: from per-bin evidence to blocked runs, and from runs to
+//! events.
+//!
+//! Each bin's evidence is the log-likelihood ratio (LLR) of its decisive verdicts under "this
+//! network blocks" versus "it does not" ([`Config::bin_llr`]); an empty bin scores 0, so gaps
+//! neither open nor close anything. The most likely blocked/clear sequence, where each switch
+//! costs [`Config::switch_cost`] (the hysteresis), is found with the Viterbi algorithm. Unlike a
+//! CUSUM alarm, which fires some measurements after a change, the best sequence puts each switch
+//! where the evidence turns, so an event's start is back-dated to its first blocked bin without
+//! a separate search. Ties (across empty bins) resolve to the latest switch: an event starts in
+//! the first bin with blocked evidence and ends at the first bin with clear evidence.
+//!
+//! Runs separated by fewer than [`Config::close_bins`] clear bins with data are one event, and
+//! its runs are its on/off cycles; an event is reported once its runs hold
+//! [`Config::open_evidence`], and it is closed once that many clear bins with data follow it.
+//!
+//! The decoder is incremental: scores are kept per bin and recomputed only from the earliest bin
+//! that changed, and the traceback stops where it rejoins the previous path.
+
+use crate::bins::Bins;
+use crate::config::Config;
+use std::sync::Arc;
+
+const CLEAR: u8 = 0;
+const BLOCKED: u8 = 1;
+
+/// The decoder's state for one series.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Viterbi {
+    /// Best path score ending in (clear, blocked) at each bin.
+    score: Vec<[f64; 2]>,
+    /// For each bin and state, the state at the previous bin on the best path.
+    pred: Vec<[u8; 2]>,
+    /// The decoded path (`BLOCKED` or `CLEAR` per bin).
+    states: Vec<u8>,
+}
+
+impl Viterbi {
+    /// Forgets everything (after bins were inserted at the front).
+    pub(crate) fn reset(&mut self) {
+        self.score.clear();
+        self.pred.clear();
+    }
+
+    /// Re-decodes `n` bins whose evidence is `llr(i)`, given that bins before `from` did not
+    /// change since the last call.
+    pub(crate) fn update(&mut self, n: usize, from: usize, cost: f64, llr: impl Fn(usize) -> f64) {
+        let from = from.min(self.score.len());
+        let decoded = self.states.len();
+        self.score.truncate(from);
+        self.pred.truncate(from);
+        for i in from..n {
+            let e = llr(i);
+            if i == 0 {
+                // A series starts clear; starting blocked costs one switch.
+                self.score.push([0.0, e - cost]);
+                self.pred.push([CLEAR, CLEAR]);
+                continue;
+            }
+            let [c, b] = self.score[i - 1];
+            // On ties prefer the switch: across empty bins this moves it as late as possible.
+            let (sc, pc) = if b - cost >= c { (b - cost, BLOCKED) } else { (c, CLEAR) };
+            let (sb, pb) = if c - cost >= b { (c - cost, CLEAR) } else { (b, BLOCKED) };
+            self.score.push([sc, sb + e]);
+            self.pred.push([pc, pb]);
+        }
+        self.states.resize(n, CLEAR);
+        if n == 0 {
+            return;
+        }
+        let last = self.score[n - 1];
+        let mut s = if last[1] > last[0] { BLOCKED } else { CLEAR };
+        let mut i = n - 1;
+        loop {
+            // Before `from` the back-pointers are unchanged: once the new path meets the old
+            // one there, the rest of it is the old one.
+            if i < from && i < decoded && self.states[i] == s {
+                break;
+            }
+            self.states[i] = s;
+            if i == 0 {
+                break;
+            }
+            s = self.pred[i][s as usize];
+            i -= 1;
+        }
+    }
+
+    /// Whether bin `i` is decoded as blocked.
+    pub(crate) fn blocked(&self, i: usize) -> bool {
+        self.states.get(i) == Some(&BLOCKED)
+    }
+
+    pub(crate) fn states(&self) -> &[u8] {
+        &self.states
+    }
+}
+
+/// The most likely blocked (`true`) / clear sequence for per-bin evidence `llr` with switch
+/// cost `cost`. The batch form of what the detector does incrementally.
+pub fn segment(llr: &[f64], cost: f64) -> Vec<bool> {
+    let mut v = Viterbi::default();
+    v.update(llr.len(), 0, cost, |i| llr[i]);
+    v.states.iter().map(|&s| s == BLOCKED).collect()
+}
+
+/// An event found in one series, in bin positions.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawEvent {
+    /// First bin with a blocked verdict.
+    pub(crate) start_pos: usize,
+    /// The earliest blocked measurement: time and id.
+    pub(crate) first: (i64, Option<Arc<str>>),
+    /// First clear bin after the event, once closed.
+    pub(crate) end_pos: Option<usize>,
+    /// Bins past the last blocked run (where an open event is known to last until).
+    pub(crate) last_pos: usize,
+    /// Blocked runs (on-periods).
+    pub(crate) runs: u32,
+    /// Summed evidence of the runs.
+    pub(crate) evidence: f64,
+    /// Blocked and decisive verdicts inside the runs.
+    pub(crate) blocked: u64,
+    pub(crate) decisive: u64,
+    /// All measurements from start to end.
+    pub(crate) measurements: u64,
+    /// Blocked verdicts per method inside the runs.
+    pub(crate) methods: Vec<u64>,
+}
+
+/// Turns a decoded series into events (see the module doc).
+pub(crate) fn extract(bins: &Bins, states: &[u8], config: &Config) -> Vec<RawEvent> {
+    let n = bins.len().min(states.len());
+    // Blocked runs [a, b).
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if states[i] == BLOCKED {
+            let a = i;
+            while i < n && states[i] == BLOCKED {
+                i += 1;
+            }
+            runs.push((a, i));
+        } else {
+            i += 1;
+        }
+    }
+    let k = config.close_bins();
+    let clear_with_data = |a: usize, b: usize| bins.bins[a..b].iter().filter(|bin| bin.decisive() > 0).count();
+    let mut events = Vec::new();
+    let mut g = 0;
+    while g < runs.len() {
+        // Runs g..h form one event.
+        let mut h = g + 1;
+        while h < runs.len() && clear_with_data(runs[h - 1].1, runs[h].0) < k {
+            h += 1;
+        }
+        let group = &runs[g..h];
+        g = h;
+        let mut evidence = 0.0;
+        let (mut blocked, mut decisive) = (0u64, 0u64);
+        let mut methods = vec![0u64; censorwatch_model::verdict::Method::ALL.len()];
+        for &(a, b) in group {
+            for bin in &bins.bins[a..b] {
+                evidence += config.bin_llr(bin.blocked, bin.ok);
+                blocked += u64::from(bin.blocked);
+                decisive += u64::from(bin.decisive());
+                bin.add_methods_to(&mut methods);
+            }
+        }
+        if evidence < config.open_evidence || blocked == 0 {
+            continue;
+        }
+        let (a0, _) = group[0];
+        let last = group[group.len() - 1].1;
+        let Some(start_pos) = (a0..last).find(|&p| bins.bins[p].blocked > 0) else {
+            continue;
+        };
+        let first = bins.bins[start_pos]
+            .first_blocked()
+            .map(|(t, id)| (t, id.cloned()))
+            .unwrap_or(((bins.first + start_pos as i64) * config.bin, None));
+        let closed = clear_with_data(last, n) >= k;
+        let end_pos = closed.then_some(last);
+        let span_end = end_pos.unwrap_or(n);
+        let measurements = bins.bins[start_pos..span_end]
+            .iter()
+            .map(|b| u64::from(b.total()))
+            .sum();
+        events.push(RawEvent {
+            start_pos,
+            first,
+            end_pos,
+            last_pos: last,
+            runs: group.len() as u32,
+            evidence,
+            blocked,
+            decisive,
+            measurements,
+            methods,
+        });
+    }
+    events
+}

@@ -1,0 +1,41 @@
+//! censorwatch's evidence: what makes a stored measurement hold up in public and in court.
+//! Every stored measurement's hash goes into an append-only Merkle log (RFC 6962 shape,
+//! [`log`]), whose tree head is signed by the server's Ed25519 key as a C2SP checkpoint
+//! ([`checkpoint`], [`note`]); an evidence bundle ([`bundle`]) packs measurements, verdicts,
+//! inclusion proofs, the checkpoint and a manifest of hashes into one archive that anyone can
+//! check offline, and consistency proofs ([`consistency`]) show that today's log extends a
+//! checkpoint published earlier.
+//!
+//! What it refuses to do: rewrite or shorten the log (there is no delete; a batch that was not
+//! committed is dropped on recovery, a committed leaf that is gone is reported as corruption and
+//! never papered over); sign anything that is not a well-formed note; write a bundle whose proofs
+//! do not verify; trust a bundle's own key when the caller gives a trusted one; or reach the
+//! network — verification needs nothing but the bundle (and, ideally, the log's published key).
+//!
+//! Modules: [`merkle`] (pure hashing and proofs), [`log`] (the file-backed log), [`leaf`] (what a
+//! measurement's leaf commits to), [`note`] (signed notes and keys), [`checkpoint`],
+//! [`consistency`], [`bundle`] and [`chart`] (the bundle's SVG chart).
+
+pub mod bundle;
+pub mod chart;
+pub mod checkpoint;
+pub mod consistency;
+pub mod leaf;
+pub mod log;
+pub mod merkle;
+pub mod note;
+
+pub use bundle::{BundleItem, BundleWriter, Report, verify_bundle};
+pub use checkpoint::{Checkpoint, open_checkpoint};
+pub use consistency::{prove_consistency, verify_consistency};
+pub use leaf::{MeasurementLeaf, measurement_leaf_hash};
+pub use log::Log;
+pub use merkle::Hash;
+pub use note::{Keys, VerifierKey};
+
+/// The log's directory under the data directory.
+pub const LOG_DIR: &str = "log";
+/// The keys' directory under the data directory.
+pub const KEYS_DIR: &str = "keys";
+/// The daily checkpoint files' directory under the data directory.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
