@@ -246,7 +246,7 @@ impl BgpMonitor {
                     })
             })
             .collect();
-        found.sort_by(|a, b| (a.since, a.prefix, a.origin).cmp(&(b.since, b.prefix, b.origin)));
+        found.sort_by_key(|e| (e.since, e.prefix, e.origin));
         found
     }
 
@@ -314,7 +314,7 @@ impl BgpMonitor {
         let Some(change) = routes::set(slots, peer, update.path_id, origin) else {
             return;
         };
-        if is_origin(change.old) && change.old_gone {
+        if change.old_gone {
             self.gone(update.prefix, change.old, update.time, out);
         }
         if !is_origin(origin) {

@@ -8,7 +8,9 @@
 //!   and skipped; the framing is intact, so reading goes on;
 //! * a stream cut short (or compressed data that fails to decompress) ends the file with
 //!   [`MrtError::Truncated`]; every record before it has been delivered;
-//! * record types bgpkit-parser does not support (OSPF, old subtypes) are counted and skipped.
+//! * record types bgpkit-parser does not support (OSPF, the draft-era BGP4MP_ENTRY and
+//!   BGP4MP_SNAPSHOT subtypes, TABLE_DUMP_V2 RIB_GENERIC) are counted, named in the report, and
+//!   skipped: they are not damage, so they do not make a file unclean.
 //!
 //! Offsets are in the decompressed MRT stream: the same as file offsets for an uncompressed file.
 //! Times are the MRT header's, also for RIB entries (whose own "originated" time is when the route
@@ -18,9 +20,10 @@ use crate::input::{self, Compression, CountingReader};
 use crate::time::Time;
 use crate::update::{Action, Event, Peer, RouteUpdate, Source};
 use bgpkit_parser::models::{
-    AsPathSegment, Bgp4MpEnum, BgpElem, BgpState, ElemType, EntryType, MrtMessage, MrtRecord, TableDumpV2Message,
+    AsPathSegment, Bgp4MpEnum, Bgp4MpType, BgpElem, BgpState, CommonHeader, ElemType, EntryType, MrtMessage, MrtRecord,
+    TableDumpV2Message,
 };
-use bgpkit_parser::{Elementor, ParserError, RawMrtRecord, chunk_mrt_record};
+use bgpkit_parser::{ElemError, Elementor, ParserError, RawMrtRecord, chunk_mrt_record};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -145,6 +148,8 @@ pub struct ReadReport {
     pub bytes: u64,
     /// Records of types bgpkit-parser does not support, skipped.
     pub unsupported: u64,
+    /// What the first of them was (`BGP4MP subtype 2 (BGP4MP_ENTRY)`).
+    pub first_unsupported: Option<String>,
     /// Records that could not be parsed, skipped.
     pub malformed: u64,
     /// The first of them.
@@ -279,7 +284,17 @@ impl<'a> MrtReader<'a> {
         }
     }
 
+    fn unsupported(&mut self, what: String) {
+        self.report.unsupported += 1;
+        if self.report.first_unsupported.is_none() {
+            self.report.first_unsupported = Some(what);
+        }
+    }
+
     fn record(&mut self, raw: RawMrtRecord, offset: u64, on_event: &mut dyn FnMut(&Event<'_>)) {
+        if let Some(what) = unsupported_subtype(&raw.common_header) {
+            return self.unsupported(what);
+        }
         let time = Time(i64::from(raw.common_header.timestamp));
         let source = match raw.common_header.entry_type {
             EntryType::TABLE_DUMP | EntryType::TABLE_DUMP_V2 => Source::Rib,
@@ -287,10 +302,7 @@ impl<'a> MrtReader<'a> {
         };
         let record = match raw.parse() {
             Ok(record) => record,
-            Err(ParserError::Unsupported(_)) => {
-                self.report.unsupported += 1;
-                return;
-            }
+            Err(ParserError::Unsupported(what)) => return self.unsupported(what),
             Err(e) => return self.malformed(offset, e.to_string()),
         };
         match &record.message {
@@ -323,6 +335,12 @@ impl<'a> MrtReader<'a> {
     ) {
         let elems = match self.elementor.record_to_elems_iter(record) {
             Ok(elems) => elems,
+            Err(ElemError::UnsupportedRibGeneric) => return self.unsupported("TABLE_DUMP_V2 RIB_GENERIC".into()),
+            Err(ElemError::MissingPeerTable) => {
+                let detail = "a TABLE_DUMP_V2 RIB entry with no PEER_INDEX_TABLE before it, so its peers cannot \
+                              be told (is the start of the dump missing?)";
+                return self.malformed(offset, detail.into());
+            }
             Err(e) => {
                 let detail = e.to_string();
                 return self.malformed(offset, detail);
@@ -353,6 +371,25 @@ impl<'a> MrtReader<'a> {
             }));
         }
     }
+}
+
+/// Names a record bgpkit-parser has no parser for, which it would otherwise report as a parse
+/// error: BGP4MP subtypes outside RFC 6396 and RFC 8050 (2 = BGP4MP_ENTRY and 3 =
+/// BGP4MP_SNAPSHOT, from the pre-RFC MRT drafts, still written by OpenBGPD's table dumps).
+fn unsupported_subtype(header: &CommonHeader) -> Option<String> {
+    if !matches!(header.entry_type, EntryType::BGP4MP | EntryType::BGP4MP_ET) {
+        return None;
+    }
+    let subtype = header.entry_subtype;
+    if Bgp4MpType::try_from(subtype).is_ok() {
+        return None;
+    }
+    let name = match subtype {
+        2 => " (BGP4MP_ENTRY)",
+        3 => " (BGP4MP_SNAPSHOT)",
+        _ => "",
+    };
+    Some(format!("BGP4MP subtype {subtype}{name}"))
 }
 
 /// Writes `elem`'s AS path into `path` (AS_SET members in place, confederation segments left

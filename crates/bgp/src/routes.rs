@@ -43,7 +43,8 @@ pub(crate) type Routes = PrefixMap<Slots>;
 pub(crate) struct Change {
     /// The slot's origin before.
     pub(crate) old: u32,
-    /// Whether no slot had the old origin any more (only meaningful when it is a real origin).
+    /// Whether the old origin was a real one ([`is_origin`]) and no slot has it any more: the
+    /// last carrier of (prefix, old origin) just let go.
     pub(crate) old_gone: bool,
     /// Whether this is the only slot with the new origin (it was not there before).
     pub(crate) new_first: bool,
@@ -68,7 +69,7 @@ pub(crate) fn set(slots: &mut Slots, peer: u32, path_id: u32, origin: u32) -> Op
     }
     Some(Change {
         old,
-        old_gone: old_left == 0,
+        old_gone: is_origin(old) && old_left == 0,
         new_first: new_slots == 1,
         new_peers: peers_with(slots, origin),
     })
