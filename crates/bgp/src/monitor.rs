@@ -314,16 +314,17 @@ impl BgpMonitor {
         let Some(change) = routes::set(slots, peer, update.path_id, origin) else {
             return;
         };
+        // The new origin first: a peer moving from an origin change to the expected origin is a
+        // counter-announcement against an episode its own update then puts on hold.
+        if is_origin(origin) {
+            if change.new_first {
+                self.appeared(update, origin, as_path, change.new_peers, out);
+            } else if self.active > 0 {
+                self.seen_by_more(&update.prefix, origin, change.new_peers);
+            }
+        }
         if change.old_gone {
             self.gone(update.prefix, change.old, update.time, out);
-        }
-        if !is_origin(origin) {
-            return;
-        }
-        if change.new_first {
-            self.appeared(update, origin, as_path, change.new_peers, out);
-        } else if self.active > 0 {
-            self.seen_by_more(&update.prefix, origin, change.new_peers);
         }
     }
 
@@ -552,5 +553,373 @@ impl BgpMonitor {
                 previous,
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::Visibility;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const HIJACK: &str = "208.65.153.0/24";
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn peer(n: u8) -> Peer {
+        Peer {
+            ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
+            asn: 64_500 + u32::from(n),
+        }
+    }
+
+    fn table(lines: &str) -> OriginTable {
+        let mut t = OriginTable::new();
+        t.read_text(lines.as_bytes(), "test").unwrap();
+        t
+    }
+
+    /// A monitor with the YouTube /22 expected from AS36561, as the 2008 pyasn table has it, and
+    /// no visibility reports.
+    fn youtube(hold_seconds: i64) -> BgpMonitor {
+        let config = MonitorConfig {
+            hold_seconds,
+            visibility: VisibilityScope::Watched,
+            ..MonitorConfig::default()
+        };
+        BgpMonitor::new(config, table("208.65.152.0/22\t36561\n"))
+    }
+
+    fn feed(m: &mut BgpMonitor, time: i64, n: u8, prefix: &str, source: Source, action: Action<'_>) -> Vec<Signal> {
+        let mut out = Vec::new();
+        let update = RouteUpdate {
+            time: Time(time),
+            peer: peer(n),
+            prefix: net(prefix),
+            path_id: 0,
+            source,
+            action,
+        };
+        m.apply(&Event::Route(update), &mut out);
+        out
+    }
+
+    fn announce(m: &mut BgpMonitor, time: i64, n: u8, prefix: &str, origin: u32) -> Vec<Signal> {
+        let path = [64_500 + u32::from(n), 3491, origin];
+        let action = Action::Announce {
+            origin: Some(origin),
+            as_path: &path,
+        };
+        feed(m, time, n, prefix, Source::Update, action)
+    }
+
+    fn rib(m: &mut BgpMonitor, time: i64, n: u8, prefix: &str, origin: u32) -> Vec<Signal> {
+        let path = [origin];
+        let action = Action::Announce {
+            origin: Some(origin),
+            as_path: &path,
+        };
+        feed(m, time, n, prefix, Source::Rib, action)
+    }
+
+    fn withdraw(m: &mut BgpMonitor, time: i64, n: u8, prefix: &str) -> Vec<Signal> {
+        feed(m, time, n, prefix, Source::Update, Action::Withdraw)
+    }
+
+    fn kinds(signals: &[Signal]) -> Vec<&'static str> {
+        signals.iter().map(Signal::kind).collect()
+    }
+
+    #[test]
+    fn a_more_specific_from_another_origin_is_an_origin_change_against_the_covering_prefix() {
+        let mut m = youtube(300);
+        let out = announce(&mut m, 1000, 1, HIJACK, 17557);
+        let [Signal::OriginChange(change)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(change.prefix, net(HIJACK));
+        assert_eq!(change.origin, 17557);
+        assert_eq!(change.expected_origins, [36561]);
+        assert_eq!(change.covering_prefix, Some(net("208.65.152.0/22")));
+        assert_eq!(change.expected_from, ExpectationSource::Table);
+        assert_eq!((change.time, change.peers, change.peer_asn), (Time(1000), 1, 64_501));
+        assert_eq!(change.as_path, [64_501, 3491, 17557]);
+        // More peers taking it up is the same episode.
+        assert!(announce(&mut m, 1001, 2, HIJACK, 17557).is_empty());
+        assert_eq!(m.peers_carrying(&net(HIJACK), 17557), 2);
+        let active = m.active_episodes();
+        assert_eq!(active.len(), 1);
+        assert_eq!(
+            (active[0].peers, active[0].peers_max, active[0].since),
+            (2, 2, Time(1000))
+        );
+        // The expected origin on the exact table prefix, with no episode under way, says nothing.
+        assert!(announce(&mut m, 1002, 1, "208.65.152.0/22", 36561).is_empty());
+    }
+
+    #[test]
+    fn the_expected_origin_fighting_back_is_a_counter_announcement() {
+        let mut m = youtube(300);
+        announce(&mut m, 1000, 1, HIJACK, 17557);
+        let out = announce(&mut m, 2000, 2, HIJACK, 36561);
+        let [Signal::CounterAnnouncement(counter)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!((counter.prefix, counter.against_prefix), (net(HIJACK), net(HIJACK)));
+        assert_eq!(
+            (counter.origin, counter.against_origins.as_slice()),
+            (36561, &[17557][..])
+        );
+        assert!(counter.expected);
+        // The /25s inside the hijacked /24 count against it too, once each.
+        let out = announce(&mut m, 2100, 2, "208.65.153.128/25", 36561);
+        let [Signal::CounterAnnouncement(counter)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(counter.against_prefix, net(HIJACK));
+        assert!(announce(&mut m, 2101, 3, "208.65.153.128/25", 36561).is_empty());
+        // Not inside it: nothing.
+        assert!(announce(&mut m, 2102, 2, "208.65.154.0/24", 36561).is_empty());
+        // A third origin on the hijacked prefix is its own origin change.
+        assert_eq!(kinds(&announce(&mut m, 2103, 4, HIJACK, 9541)), ["origin_change"]);
+    }
+
+    #[test]
+    fn an_episode_ends_after_the_hold_at_the_time_the_last_peer_let_go() {
+        let mut m = youtube(300);
+        announce(&mut m, 1000, 1, HIJACK, 17557);
+        announce(&mut m, 1001, 2, HIJACK, 17557);
+        // One peer withdraws, the other moves to the expected origin: the pair is gone at 1500.
+        assert!(withdraw(&mut m, 1400, 1, HIJACK).is_empty());
+        assert_eq!(
+            kinds(&announce(&mut m, 1500, 2, HIJACK, 36561)),
+            ["counter_announcement"]
+        );
+        assert!(m.active_episodes().is_empty(), "held, not active");
+        // Nothing is said while the hold runs...
+        assert!(announce(&mut m, 1799, 3, "10.0.0.0/8", 3).is_empty());
+        // ...and the first event at or after its end closes it.
+        let out = announce(&mut m, 1800, 3, "11.0.0.0/8", 3);
+        let [Signal::Withdrawn(w)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!((w.prefix, w.origin), (net(HIJACK), 17557));
+        assert_eq!(
+            (w.since, w.time, w.duration_seconds, w.peers_max),
+            (Time(1000), Time(1500), 500, 2)
+        );
+        assert_eq!(m.stats().withdrawn, 1);
+    }
+
+    #[test]
+    fn a_flap_within_the_hold_is_one_episode_and_a_return_after_it_is_a_new_one() {
+        let mut m = youtube(300);
+        announce(&mut m, 1000, 1, HIJACK, 17557);
+        withdraw(&mut m, 1100, 1, HIJACK);
+        assert!(
+            announce(&mut m, 1200, 2, HIJACK, 17557).is_empty(),
+            "back within the hold"
+        );
+        withdraw(&mut m, 1300, 2, HIJACK);
+        let out = announce(&mut m, 1700, 1, HIJACK, 17557);
+        // The held episode ends (at 1300) before the return is judged: a second origin change.
+        assert_eq!(kinds(&out), ["withdrawn", "origin_change"]);
+        let Signal::Withdrawn(w) = &out[0] else { unreachable!() };
+        assert_eq!((w.since, w.time), (Time(1000), Time(1300)));
+        assert_eq!(m.stats().origin_changes, 2);
+        // The unexpected origin was never learned as expected.
+        assert_eq!(m.expected().lookup(&net(HIJACK)).unwrap().origins, [36561]);
+    }
+
+    #[test]
+    fn finish_ends_held_episodes_and_keeps_active_ones() {
+        let mut m = youtube(300);
+        announce(&mut m, 1000, 1, HIJACK, 17557);
+        announce(&mut m, 1000, 1, "208.65.154.0/24", 17557);
+        withdraw(&mut m, 1100, 1, HIJACK);
+        let mut out = Vec::new();
+        m.finish(&mut out);
+        let withdrawn: Vec<_> = out
+            .iter()
+            .filter_map(|s| match s {
+                Signal::Withdrawn(w) => Some((w.prefix, w.time)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(withdrawn, [(net(HIJACK), Time(1100))]);
+        let active = m.active_episodes();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].prefix, net("208.65.154.0/24"));
+    }
+
+    #[test]
+    fn a_peer_session_going_down_takes_its_routes_with_it() {
+        let mut m = youtube(0);
+        announce(&mut m, 1000, 1, HIJACK, 17557);
+        let mut out = Vec::new();
+        m.apply(
+            &Event::PeerDown {
+                time: Time(1200),
+                peer: peer(1),
+            },
+            &mut out,
+        );
+        assert_eq!(kinds(&out), ["withdrawn"]);
+        assert_eq!(out[0].time(), Time(1200));
+        assert_eq!(m.peers_carrying(&net(HIJACK), 17557), 0);
+        // A session nobody heard from before going down changes nothing.
+        m.apply(
+            &Event::PeerDown {
+                time: Time(1201),
+                peer: peer(9),
+            },
+            &mut out,
+        );
+        assert_eq!(m.stats().peer_downs, 2);
+    }
+
+    #[test]
+    fn without_a_table_the_first_origin_in_updates_is_expected() {
+        let mut m = BgpMonitor::new(MonitorConfig::default(), OriginTable::new());
+        assert!(announce(&mut m, 1000, 1, "198.51.100.0/24", 64_496).is_empty());
+        let out = announce(&mut m, 1001, 2, "198.51.100.0/25", 64_497);
+        let [Signal::OriginChange(change)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(change.expected_from, ExpectationSource::Updates);
+        assert_eq!(change.expected_origins, [64_496]);
+        assert_eq!(m.stats().learned_from_updates, 1);
+
+        let config = MonitorConfig {
+            learn_from_updates: false,
+            ..MonitorConfig::default()
+        };
+        let mut m = BgpMonitor::new(config, OriginTable::new());
+        announce(&mut m, 1000, 1, "198.51.100.0/24", 64_496);
+        assert!(announce(&mut m, 1001, 2, "198.51.100.0/25", 64_497).is_empty());
+        assert!(m.expected().is_empty());
+    }
+
+    #[test]
+    fn rib_entries_set_expectations_and_only_a_table_can_contradict_them() {
+        let mut m = youtube(300);
+        assert!(rib(&mut m, 1000, 1, "203.0.113.0/24", 64_496).is_empty());
+        // Another RIB origin for a RIB-learned prefix: a multi-origin prefix, learned too.
+        assert!(rib(&mut m, 1000, 2, "203.0.113.0/24", 64_497).is_empty());
+        assert_eq!(
+            m.expected().exact(&net("203.0.113.0/24")).unwrap().origins,
+            [64_496, 64_497]
+        );
+        // An update from a third origin is an origin change against both.
+        let out = announce(&mut m, 1100, 3, "203.0.113.0/24", 64_498);
+        let [Signal::OriginChange(change)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (change.expected_origins.as_slice(), change.expected_from),
+            (&[64_496, 64_497][..], ExpectationSource::Rib)
+        );
+        // A RIB entry against the --origins table is reported.
+        assert_eq!(kinds(&rib(&mut m, 1200, 1, HIJACK, 17557)), ["origin_change"]);
+        assert_eq!(m.stats().learned_from_rib, 2);
+    }
+
+    #[test]
+    fn routes_without_a_known_origin_are_neither_learned_nor_reported() {
+        let mut m = youtube(300);
+        let path = [64_501, 7, 8];
+        let set = Action::Announce {
+            origin: None,
+            as_path: &path,
+        };
+        assert!(feed(&mut m, 1000, 1, HIJACK, Source::Update, set).is_empty());
+        assert!(feed(&mut m, 1000, 1, "192.0.2.0/24", Source::Update, set).is_empty());
+        assert!(m.expected().lookup(&net("192.0.2.0/24")).is_none());
+        assert_eq!(m.prefixes(), 2);
+    }
+
+    #[test]
+    fn add_path_routes_of_one_peer_count_as_one_peer() {
+        let mut m = youtube(300);
+        let path = [64_501, 17557];
+        for path_id in [1, 2] {
+            let update = RouteUpdate {
+                time: Time(1000),
+                peer: peer(1),
+                prefix: net(HIJACK),
+                path_id,
+                source: Source::Update,
+                action: Action::Announce {
+                    origin: Some(17557),
+                    as_path: &path,
+                },
+            };
+            m.apply(&Event::Route(update), &mut Vec::new());
+        }
+        assert_eq!(m.peers_carrying(&net(HIJACK), 17557), 1);
+        assert_eq!(m.stats().origin_changes, 1);
+    }
+
+    fn visibility(signals: &[Signal]) -> Vec<(u32, i64, u64, Option<u64>)> {
+        signals
+            .iter()
+            .filter_map(|s| match s {
+                Signal::Visibility(Visibility {
+                    asn,
+                    time,
+                    slash24,
+                    previous,
+                }) => Some((*asn, time.0, *slash24, *previous)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn visibility_is_sampled_at_the_end_of_busy_bins() {
+        let config = MonitorConfig {
+            bin_seconds: 300,
+            watch: vec![64_496],
+            ..MonitorConfig::default()
+        };
+        let mut m = BgpMonitor::new(config, OriginTable::new());
+        let mut out = Vec::new();
+        out.extend(announce(&mut m, 10, 1, "198.51.100.0/22", 64_496)); // 4 /24s, bin [0, 300)
+        out.extend(announce(&mut m, 20, 2, "198.51.100.0/22", 64_496));
+        out.extend(announce(&mut m, 700, 1, "203.0.113.0/24", 64_496)); // bin [600, 900): [300, 600) was empty
+        out.extend(withdraw(&mut m, 710, 1, "198.51.100.0/22")); // 1 of 2 peers: no majority
+        out.extend(announce(&mut m, 950, 1, "192.0.2.0/24", 64_497));
+        m.finish(&mut out);
+        assert_eq!(
+            visibility(&out),
+            [
+                (64_496, 300, 4, None),
+                (64_496, 900, 1, Some(4)),
+                (64_496, 950, 1, Some(1))
+            ]
+        );
+        assert_eq!(m.visibility_now().get(&64_496), Some(&1));
+        assert_eq!(m.visibility_now().get(&64_497), Some(&1));
+    }
+
+    #[test]
+    fn involved_ases_are_reported_when_their_count_changes() {
+        let mut m = BgpMonitor::new(MonitorConfig::default(), table("208.65.152.0/22\t36561\n"));
+        let mut out = Vec::new();
+        out.extend(announce(&mut m, 10, 1, "208.65.152.0/22", 36561));
+        out.extend(announce(&mut m, 20, 2, HIJACK, 17557));
+        out.extend(announce(&mut m, 400, 3, "192.0.2.0/24", 64_496));
+        out.extend(announce(&mut m, 700, 3, "192.0.2.0/24", 64_496));
+        m.finish(&mut out);
+        // At 300: the only peer that reported on the /24 routes it to AS17557, which takes that
+        // block from AS36561's /22. After that nothing of theirs changes, so nothing more is said,
+        // and AS64496 (not involved in anything) is never reported.
+        assert_eq!(visibility(&out), [(17557, 300, 1, None), (36561, 300, 3, None)]);
+        // Once the hijacker's peer withdraws (bin [900, 1200)), both change and are reported.
+        let mut out = withdraw(&mut m, 1000, 2, HIJACK);
+        m.finish(&mut out);
+        assert_eq!(visibility(&out), [(17557, 1000, 0, Some(1)), (36561, 1000, 4, Some(3))]);
     }
 }

@@ -272,6 +272,53 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_of_bad_line_is_an_error_naming_its_line() {
+        for (text, want) in [
+            ("1.0.0.0/33\t1\n", "invalid IP address syntax"),
+            ("1.0.0.0 33 1\n", "1.0.0.0/33"),
+            ("1.0.0.0/8\t4294967296\n", "bad AS number"),
+            ("1.0.0.0/8\tAS\n", "bad AS number"),
+            ("1.0.0.0/8\t1_\n", "bad AS number"),
+            ("1.0.0.0/8\t1.70000\n", "bad AS number"),
+            ("1.0.0.0/8\n", "expected `PREFIX ASN`"),
+            ("1.0.0.0/8 1 2 3\n", "expected `PREFIX ASN`"),
+            ("1.0.0.0 8\n", "expected `PREFIX ASN`"),
+        ] {
+            let input = format!("; header\n2.0.0.0/8\t2\n{text}");
+            let err = OriginTable::new().read_text(input.as_bytes(), "t.dat").unwrap_err();
+            let message = err.to_string();
+            assert!(message.starts_with("t.dat:3: "), "{text:?}: {message}");
+            assert!(message.contains(want), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn reads_ipv6_and_clears_host_bits() {
+        let mut t = OriginTable::new();
+        t.read_text("2001:db8::/32\t64496\n10.1.2.3/8 7\n".as_bytes(), "t")
+            .unwrap();
+        assert_eq!(t.lookup(&p("2001:db8:1::/48")).unwrap().origins, &[64496]);
+        assert_eq!(t.exact(&p("10.0.0.0/8")).unwrap().origins, &[7]);
+    }
+
+    #[test]
+    fn loads_a_compressed_table_and_reports_a_missing_one() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("censorwatch-bgp-origins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("table.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"; pyasn\n208.65.152.0/22\t36561\n").unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let t = OriginTable::load(&path).unwrap();
+        assert_eq!(t.lookup(&p("208.65.153.0/24")).unwrap().origins, &[36561]);
+        let err = OriginTable::load(&dir.join("missing.dat")).unwrap_err();
+        assert!(matches!(err, OriginsError::Io { .. }), "{err}");
+        assert!(err.to_string().starts_with("cannot read "), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn first_source_sticks_and_origins_stay_sorted() {
         let mut t = OriginTable::new();
         t.insert(p("10.0.0.0/8"), 30, ExpectationSource::Rib);

@@ -234,6 +234,30 @@ mod tests {
     }
 
     #[test]
+    fn default_routes_and_ipv6_cover_what_they_should() {
+        let mut m = PrefixMap::new();
+        *m.get_or_insert_with(&p("0.0.0.0/0"), || 0) = 1;
+        *m.get_or_insert_with(&p("::/0"), || 0) = 2;
+        *m.get_or_insert_with(&p("2001:db8::/32"), || 0) = 3;
+        *m.get_or_insert_with(&p("2001:db8:0:1::/64"), || 0) = 4;
+        assert_eq!(
+            m.longest_covering(&p("203.0.113.7/32")).map(|(n, v)| (n, *v)),
+            Some((p("0.0.0.0/0"), 1))
+        );
+        let found: Vec<i32> = m.covering(&p("2001:db8:0:1::1/128")).map(|(_, v)| *v).collect();
+        assert_eq!(found, [4, 3, 2]);
+        // A shorter query is not covered by a longer entry, and families never mix.
+        assert_eq!(m.longest_covering(&p("2001:db8::/16")).map(|(_, v)| *v), Some(2));
+        assert_eq!(m.covering(&p("10.0.0.0/8")).count(), 1);
+        assert_eq!(m.remove(&p("::/0")), Some(2));
+        assert_eq!(m.remove(&p("::/0")), None);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.longest_covering(&p("2001:db9::/32")), None);
+        *m.get_mut(&p("2001:db8::/32")).unwrap() = 30;
+        assert_eq!(m.get(&p("2001:db8::/32")), Some(&30));
+    }
+
+    #[test]
     fn keys_ignore_host_bits() {
         let mut m = PrefixMap::new();
         *m.get_or_insert_with(&p("192.0.2.77/24"), || 0) = 1;

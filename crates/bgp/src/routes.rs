@@ -138,6 +138,13 @@ mod tests {
         // Two ADD-PATH paths of one peer with the same origin are one peer.
         set(&mut slots, 1, 7, 200);
         assert_eq!(peers_with(&slots, 200), 1);
+        // Losing a route whose origin could not be told is no origin going away.
+        set(&mut slots, 2, 0, UNKNOWN_ORIGIN);
+        let c = set(&mut slots, 2, 0, NO_ROUTE).unwrap();
+        assert_eq!((c.old, c.old_gone), (UNKNOWN_ORIGIN, false));
+        // A withdrawal from a peer that had no route still records that it reported.
+        let c = set(&mut slots, 3, 0, NO_ROUTE).unwrap();
+        assert_eq!((c.old, c.old_gone, c.new_peers), (NO_ROUTE, false, 3));
     }
 
     #[test]
