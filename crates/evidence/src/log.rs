@@ -10,7 +10,8 @@
 //!   `[j * 2^L, (j + 1) * 2^L)`. Any other complete subtree (level `L = 4q + r`) is computed from
 //!   at most 8 consecutive entries of level `4q` (or of `leaves`), so a proof never reads more than
 //!   8 hashes per subtree it names, and the derived files add only 1/15 to the leaves' size. They
-//!   hold nothing that the leaves do not determine: a missing tail is rebuilt from the level below.
+//!   hold nothing that the leaves do not determine: missing or damaged entries are recomputed
+//!   from the leaves when the log is opened.
 //! - `head` — the committed state, 56 bytes: the magic `cwlog\0v1`, the size (u64 little-endian),
 //!   the root (32 bytes) and the first 8 bytes of the SHA-256 of those 48 bytes.
 //! - `lock` — held (`flock`, exclusive) by the one process that may append.
@@ -20,9 +21,12 @@
 //! [`Log::append_batch`] writes the batch's leaves and new level entries, `fdatasync`s them, then
 //! rewrites `head` and `fdatasync`s it; only then does it return the batch's index range. A batch
 //! is therefore all-or-nothing: [`Log::open`] after a crash (kill -9, power loss) at any point
-//! cuts `leaves` and the level files back to the committed size, rebuilds any level entries that
-//! are missing, and checks that the leaves still hash to the committed root. Leaves of a batch
-//! that never returned are dropped — its caller never learned their indices.
+//! cuts `leaves` and the level files back to the committed size, then reads every committed leaf
+//! once to check that they still hash to the committed root (a changed or rewritten leaf is
+//! [`LogError::Corrupt`], never repaired) and to rewrite level entries that are missing or
+//! differ. That pass is linear in the log's size (see the benchmark for its speed).
+//! [`Log::open_read_only`] trusts the level files instead and reads only what a root needs. Leaves
+//! of a batch that never returned are dropped — its caller never learned their indices.
 //!
 //! # Measurement ids
 //!
@@ -375,7 +379,10 @@ impl Log {
         Ok(out)
     }
 
-    /// Brings the files to the committed size (see the module documentation).
+    /// Brings the files to the committed size and checks them (see the module documentation):
+    /// one streaming pass over the committed leaves recomputes the root and every stored level
+    /// entry; the root must be the committed one, and only then are level entries that are
+    /// missing or differ rewritten (so damaged leaves never overwrite good derived files).
     fn recover(&mut self) -> Result<(), LogError> {
         let leaves_path = self.dir.join("leaves");
         let head = self.head.as_ref().expect("open for appending");
@@ -412,51 +419,39 @@ impl Log {
         if leaves_len != size * 32 {
             self.leaves.set_len(size * 32).map_err(io_err(&leaves_path))?;
         }
-        // Level files: cut to the committed size, then rebuild missing entries bottom-up.
+        // Level files: cut to the committed size (entries of an unfinished batch go).
+        let mut have = Vec::new();
         for level in (STRIDE..=MAX_LEVEL).step_by(STRIDE as usize) {
             let want = size >> level;
             let path = self.dir.join(level_name(level));
             let have_bytes = match self.level_file(level) {
                 Some(f) => file_len(f, &path)?,
-                None if want == 0 => continue,
                 None => 0,
             };
-            let have = have_bytes / 32;
+            let entries = have_bytes / 32;
             recovery.partial_bytes += have_bytes % 32;
-            if have_bytes != have.min(want) * 32 {
+            if have_bytes != entries.min(want) * 32 {
                 self.level_file_mut(level)?
-                    .set_len(have.min(want) * 32)
+                    .set_len(entries.min(want) * 32)
                     .map_err(io_err(&path))?;
             }
-            if have < want {
-                recovery.rebuilt_nodes += self.rebuild_level(level, have, want)?;
-            }
+            have.push(entries.min(want));
         }
-        self.size = size;
-        self.frontier = self.compute_frontier(size)?;
-        let mut root = frontier_root(&self.frontier);
+        let (root, repairs) = self.scan(size, &have)?;
         if let Some((_, committed_root)) = committed {
             if root != committed_root {
-                // Perhaps only the derived level files are damaged: rebuild them all from the leaves.
-                for level in (STRIDE..=MAX_LEVEL).step_by(STRIDE as usize) {
-                    let want = size >> level;
-                    if want > 0 {
-                        let path = self.dir.join(level_name(level));
-                        self.level_file_mut(level)?.set_len(0).map_err(io_err(&path))?;
-                        recovery.rebuilt_nodes += self.rebuild_level(level, 0, want)?;
-                    }
-                }
-                self.frontier = self.compute_frontier(size)?;
-                root = frontier_root(&self.frontier);
-                if root != committed_root {
-                    return Err(self.corrupt(format!(
-                        "the leaves hash to {} but the committed root at size {size} is {}: the leaves file was damaged or rewritten",
-                        hex::encode(root),
-                        hex::encode(committed_root)
-                    )));
-                }
+                return Err(self.corrupt(format!(
+                    "the leaves hash to {} but the committed root at size {size} is {}: the leaves file was damaged or rewritten",
+                    hex::encode(root),
+                    hex::encode(committed_root)
+                )));
             }
         }
+        recovery.rebuilt_nodes = repairs.len() as u64;
+        self.apply_repairs(&repairs)?;
+        self.size = size;
+        self.frontier = self.compute_frontier(size)?;
+        debug_assert_eq!(frontier_root(&self.frontier), root);
         self.sync_all()?;
         if committed != Some((size, root)) {
             self.write_head(size, &root)?;
@@ -466,33 +461,77 @@ impl Log {
         Ok(())
     }
 
-    /// Computes entries `[from, to)` of stored level `level` from the stored level below and
-    /// appends them to its file. Returns how many were written.
-    fn rebuild_level(&mut self, level: u32, from: u64, to: u64) -> Result<u64, LogError> {
-        let per = 1usize << STRIDE;
-        let mut i = from;
-        while i < to {
-            let n = ((to - i) as usize).min(CHUNK / per);
-            let mut below = vec![0u8; 32 * per * n];
-            self.read_stored(level - STRIDE, i << STRIDE, &mut below)?;
-            let mut out = Vec::with_capacity(32 * n);
-            for group in below.chunks_exact(32 * per) {
-                let mut row: Vec<Hash> = group
-                    .chunks_exact(32)
-                    .map(|c| c.try_into().expect("32 bytes"))
-                    .collect();
-                while row.len() > 1 {
-                    row = row.chunks_exact(2).map(|p| node_hash(&p[0], &p[1])).collect();
+    /// One pass over leaves `[0, size)`: their root, and the stored level entries that are
+    /// missing (beyond `have[j]` entries of level `STRIDE * (j + 1)`) or differ, as
+    /// (level, index, hash). Costs one node hash per leaf and a read of every file.
+    #[allow(clippy::type_complexity)]
+    fn scan(&self, size: u64, have: &[u64]) -> Result<(Hash, Vec<(u32, u64, Hash)>), LogError> {
+        let levels = (MAX_LEVEL / STRIDE) as usize;
+        let mut frontier: Vec<(u32, Hash)> = Vec::new();
+        // Per stored level: entries computed in this chunk, and the index of the first.
+        let mut pending: Vec<Vec<Hash>> = vec![Vec::new(); levels];
+        let mut next_index = vec![0u64; levels];
+        let mut repairs = Vec::new();
+        let mut buf = vec![0u8; 32 * CHUNK];
+        let mut stored = Vec::new();
+        let mut i = 0u64;
+        while i < size {
+            let n = ((size - i) as usize).min(CHUNK);
+            self.read_stored(0, i, &mut buf[..32 * n])?;
+            for leaf in buf[..32 * n].chunks_exact(32) {
+                let (mut level, mut h): (u32, Hash) = (0, leaf.try_into().expect("32 bytes"));
+                while frontier.last().is_some_and(|&(l, _)| l == level) {
+                    let (_, left) = frontier.pop().expect("checked");
+                    h = node_hash(&left, &h);
+                    level += 1;
+                    if level % STRIDE == 0 && level <= MAX_LEVEL {
+                        pending[(level / STRIDE - 1) as usize].push(h);
+                    }
                 }
-                out.extend_from_slice(&row[0]);
+                frontier.push((level, h));
+            }
+            i += n as u64;
+            for (j, entries) in pending.iter_mut().enumerate() {
+                if entries.is_empty() {
+                    continue;
+                }
+                let level = STRIDE * (j as u32 + 1);
+                let first = next_index[j];
+                let on_disk = have[j].saturating_sub(first).min(entries.len() as u64) as usize;
+                stored.resize(32 * on_disk, 0);
+                if on_disk > 0 {
+                    self.read_stored(level, first, &mut stored)?;
+                }
+                for (k, h) in entries.iter().enumerate() {
+                    if k >= on_disk || stored[32 * k..32 * k + 32] != h[..] {
+                        repairs.push((level, first + k as u64, *h));
+                    }
+                }
+                next_index[j] += entries.len() as u64;
+                entries.clear();
+            }
+        }
+        Ok((frontier_root(&frontier), repairs))
+    }
+
+    /// Writes level entries (level, index, hash), coalescing consecutive ones.
+    fn apply_repairs(&mut self, repairs: &[(u32, u64, Hash)]) -> Result<(), LogError> {
+        let mut k = 0;
+        while k < repairs.len() {
+            let (level, first, _) = repairs[k];
+            let mut bytes = Vec::new();
+            let mut end = k;
+            while end < repairs.len() && repairs[end].0 == level && repairs[end].1 == first + (end - k) as u64 {
+                bytes.extend_from_slice(&repairs[end].2);
+                end += 1;
             }
             let path = self.dir.join(level_name(level));
             self.level_file_mut(level)?
-                .write_all_at(&out, i * 32)
+                .write_all_at(&bytes, first * 32)
                 .map_err(io_err(&path))?;
-            i += n as u64;
+            k = end;
         }
-        Ok(to - from)
+        Ok(())
     }
 
     fn sync_all(&self) -> Result<(), LogError> {

@@ -165,7 +165,7 @@ impl VerifierKey {
         if !valid_key_name(name) {
             return Err(bad("the name is empty or holds a space or a control character"));
         }
-        let id = parse_key_id(id_hex).ok_or_else(|| bad("the key id is not 8 hex digits"))?;
+        let id = parse_key_id(id_hex).ok_or_else(|| bad("the key id is not 8 lowercase hex digits"))?;
         let raw = B64.decode(key_b64).map_err(|_| bad("the key is not base64"))?;
         if raw.len() != 33 || raw[0] != ALG_ED25519 {
             return Err(bad("the key is not an Ed25519 key (type 0x01, 32 bytes)"));
@@ -205,8 +205,10 @@ impl VerifierKey {
     }
 }
 
+/// Parses the 8 lowercase hex digits of a key id. Uppercase is refused (Go's parser takes it):
+/// a key has exactly one text form, so comparing keys as text (as bundles do) is sound.
 fn parse_key_id(s: &str) -> Option<u32> {
-    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if s.len() != 8 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     u32::from_str_radix(s, 16).ok()
@@ -280,7 +282,7 @@ impl Keys {
             .ok_or_else(|| bad("expected PRIVATE+KEY+NAME+KEYID+KEY"))?;
         let (name, rest) = rest.split_once('+').ok_or_else(|| bad("expected NAME+KEYID+KEY"))?;
         let (id_hex, key_b64) = rest.split_once('+').ok_or_else(|| bad("expected NAME+KEYID+KEY"))?;
-        let id = parse_key_id(id_hex).ok_or_else(|| bad("the key id is not 8 hex digits"))?;
+        let id = parse_key_id(id_hex).ok_or_else(|| bad("the key id is not 8 lowercase hex digits"))?;
         let raw = B64.decode(key_b64).map_err(|_| bad("the key is not base64"))?;
         if raw.len() != 33 || raw[0] != ALG_ED25519 {
             return Err(bad("the key is not an Ed25519 seed (type 0x01, 32 bytes)"));

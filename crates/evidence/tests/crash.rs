@@ -99,7 +99,7 @@ fn kill_9_during_appends_leaves_a_consistent_log() {
             BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
-                .filter_map(|l| Some(serde_json::from_str::<String>(l.strip_prefix("CP ")?).ok()?))
+                .filter_map(|l| serde_json::from_str::<String>(l.strip_prefix("CP ")?).ok())
                 .collect::<Vec<String>>()
         });
         // Kill at a random moment: during start-up, recovery, or anywhere in the append loop.
