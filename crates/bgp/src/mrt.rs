@@ -171,6 +171,7 @@ pub struct MrtReader<'a> {
     reader: CountingReader<BufReader<Box<dyn Read + 'a>>>,
     elementor: Elementor,
     path: Vec<u32>,
+    rib_path_ids: Vec<Option<u32>>,
     report: ReadReport,
 }
 
@@ -209,6 +210,7 @@ impl<'a> MrtReader<'a> {
             reader: CountingReader::new(BufReader::with_capacity(BUFFER, decompressed)),
             elementor: Elementor::new(),
             path: Vec::with_capacity(16),
+            rib_path_ids: Vec::new(),
             report: ReadReport {
                 file: name,
                 ..ReadReport::default()
@@ -333,6 +335,13 @@ impl<'a> MrtReader<'a> {
         offset: u64,
         on_event: &mut dyn FnMut(&Event<'_>),
     ) {
+        // bgpkit-parser's elems of a TABLE_DUMP_V2 ADD-PATH RIB entry lose the entry's path id
+        // (RFC 8050 §4.1), and stop at an entry naming a peer the peer table lacks; keep the ids,
+        // in entry order, and count the entries to tell.
+        self.rib_path_ids.clear();
+        if let MrtMessage::TableDumpV2Message(TableDumpV2Message::RibAfi(rib)) = &record.message {
+            self.rib_path_ids.extend(rib.rib_entries.iter().map(|e| e.path_id));
+        }
         let elems = match self.elementor.record_to_elems_iter(record) {
             Ok(elems) => elems,
             Err(ElemError::UnsupportedRibGeneric) => return self.unsupported("TABLE_DUMP_V2 RIB_GENERIC".into()),
@@ -346,8 +355,14 @@ impl<'a> MrtReader<'a> {
                 return self.malformed(offset, detail);
             }
         };
+        let mut delivered = 0;
         for elem in elems {
             self.report.elements += 1;
+            let path_id = elem
+                .prefix
+                .path_id
+                .or_else(|| self.rib_path_ids.get(delivered).copied().flatten());
+            delivered += 1;
             let action = match elem.elem_type {
                 ElemType::WITHDRAW => Action::Withdraw,
                 ElemType::ANNOUNCE => {
@@ -365,10 +380,19 @@ impl<'a> MrtReader<'a> {
                     asn: elem.peer_asn.to_u32(),
                 },
                 prefix: elem.prefix.prefix.trunc(),
-                path_id: elem.prefix.path_id.unwrap_or(0),
+                path_id: path_id.unwrap_or(0),
                 source,
                 action,
             }));
+        }
+        if delivered < self.rib_path_ids.len() {
+            let detail = format!(
+                "RIB entry {} of {} names a peer index the PEER_INDEX_TABLE does not have; the rest of the record \
+                 was skipped",
+                delivered + 1,
+                self.rib_path_ids.len()
+            );
+            self.malformed(offset, detail);
         }
     }
 }
