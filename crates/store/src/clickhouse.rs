@@ -78,7 +78,20 @@ ORDER BY (probe_cc, domain, probe_asn, start_time, id)";
 const MIGRATIONS: &[&[&str]] = &[
     // v1: the measurements table.
     &[MEASUREMENTS_V1],
+    // v2: the transparency log's leaf index per measurement.
+    &[MEASUREMENT_LEAVES_V2],
 ];
+
+/// Schema version 2: each measurement's leaf index in the transparency log (censorwatch-evidence).
+/// A table beside `measurements` rather than a column in it: a MergeTree row cannot be changed
+/// after it is written except by a mutation (`ALTER TABLE … UPDATE`, which rewrites whole parts
+/// in the background), and the index is known only after the row is stored. Rows are only ever
+/// inserted; the engine collapses a row written twice.
+const MEASUREMENT_LEAVES_V2: &str = "CREATE TABLE IF NOT EXISTS measurement_leaves (
+    id         String,
+    leaf_index UInt64
+) ENGINE = ReplacingMergeTree
+ORDER BY id";
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -342,6 +355,11 @@ impl ClickHouseStore {
 
     /// The ids among `ids` already stored.
     fn existing(&self, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+        self.existing_in("measurements", ids)
+    }
+
+    /// The ids among `ids` present in `table` (a fixed table name, never user input).
+    fn existing_in(&self, table: &str, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
         #[derive(Deserialize)]
         struct Id {
             id: String,
@@ -349,7 +367,7 @@ impl ClickHouseStore {
         let mut found = HashSet::new();
         let mut start = 0;
         while start < ids.len() {
-            let mut sql = String::from("SELECT DISTINCT id FROM measurements WHERE id IN (");
+            let mut sql = format!("SELECT DISTINCT id FROM {table} WHERE id IN (");
             let mut end = start;
             while end < ids.len() && (end == start || sql.len() < MAX_IN_LIST_BYTES) {
                 if end > start {
@@ -603,6 +621,86 @@ impl Store for ClickHouseStore {
         }
         let rows: Vec<N> = self.select("SELECT count() AS n FROM measurements")?;
         Ok(rows.first().map_or(0, |r| r.n))
+    }
+
+    fn unlogged_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stored = self.existing(ids)?;
+        let logged = self.existing_in("measurement_leaves", ids)?;
+        let mut seen = HashSet::new();
+        Ok(ids
+            .iter()
+            .filter(|id| stored.contains(**id) && !logged.contains(**id) && seen.insert(**id))
+            .map(|id| (*id).to_owned())
+            .collect())
+    }
+
+    fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        // `LIMIT 1 BY id`: a row written twice (before the engine merged it) is read once.
+        let rows: Vec<StoredRow> = self.select(&format!(
+            "SELECT {RECORD_COLUMNS}, raw_zstd_b64, raw_len FROM measurements \
+             WHERE id > {} AND id NOT IN (SELECT id FROM measurement_leaves) \
+             ORDER BY id LIMIT 1 BY id LIMIT {limit}",
+            quote(after.unwrap_or(""))
+        ))?;
+        rows.into_iter().map(StoredRow::into_record).collect()
+    }
+
+    fn set_leaf_indexes(&self, entries: &[(&str, u64)]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        #[derive(serde::Serialize)]
+        struct Leaf<'a> {
+            id: &'a str,
+            leaf_index: u64,
+        }
+        let mut body = Vec::new();
+        for (id, leaf_index) in entries {
+            serde_json::to_writer(
+                &mut body,
+                &Leaf {
+                    id,
+                    leaf_index: *leaf_index,
+                },
+            )
+            .map_err(|e| StoreError::Corrupt {
+                id: (*id).to_owned(),
+                message: format!("cannot encode its leaf index ({e})"),
+            })?;
+            body.push(b'\n');
+        }
+        let _writer = lock(&self.writer);
+        self.request(
+            true,
+            &[("query", "INSERT INTO measurement_leaves FORMAT JSONEachRow")],
+            body,
+        )
+        .map(drop)
+    }
+
+    fn leaf_index(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        #[derive(Deserialize)]
+        struct L {
+            leaf_index: u64,
+        }
+        let rows: Vec<L> = self.select(&format!(
+            "SELECT leaf_index FROM measurement_leaves WHERE id = {} ORDER BY leaf_index LIMIT 1",
+            quote(id)
+        ))?;
+        Ok(rows.first().map(|r| r.leaf_index))
+    }
+
+    fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
+        #[derive(Deserialize)]
+        struct M {
+            n: u64,
+            m: u64,
+        }
+        let rows: Vec<M> = self.select("SELECT count() AS n, max(leaf_index) AS m FROM measurement_leaves")?;
+        Ok(rows.first().filter(|r| r.n > 0).map(|r| r.m))
     }
 }
 

@@ -41,6 +41,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("sql_metacharacters_are_literal", sql_metacharacters_are_literal),
     ("a_5_mb_measurement_round_trips", a_5_mb_measurement_round_trips),
     ("a_batch_of_10_000_records", a_batch_of_10_000_records),
+    ("leaf_indexes_are_kept", leaf_indexes_are_kept),
 ];
 
 /// Runs every check, each on a new store from `make`. Panics naming the first check that fails.
@@ -71,6 +72,7 @@ macro_rules! conformance_tests {
             sql_metacharacters_are_literal,
             a_5_mb_measurement_round_trips,
             a_batch_of_10_000_records,
+            leaf_indexes_are_kept,
         );
     };
     (@each $make:expr; $($check:ident,)*) => {
@@ -1043,4 +1045,65 @@ pub fn a_batch_of_10_000_records(store: &dyn Store) {
         }
     );
     assert_eq!(count(store), 10_000);
+}
+
+/// The transparency log's bookkeeping: a stored measurement is unlogged until its leaf index is
+/// set; `unlogged` pages through the unlogged ones in id order with their raw bytes; indexes read
+/// back; ids not stored are never unlogged; the maximum follows.
+pub fn leaf_indexes_are_kept(store: &dyn Store) {
+    let records = distinct(&fixture_records());
+    assert!(records.len() >= 4, "the fixtures hold several distinct measurements");
+    assert_eq!(store.max_leaf_index().unwrap(), None);
+    insert(store, &records);
+    let mut ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    ids.push("no-such-id");
+    let mut unlogged = store.unlogged_among(&ids).unwrap();
+    unlogged.sort();
+    let mut want: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    want.sort();
+    assert_eq!(
+        unlogged, want,
+        "every stored measurement starts unlogged; unknown ids are left out"
+    );
+
+    // Page through them two at a time, in id order, raw bytes loaded.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.unlogged(after.as_deref(), 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        for r in &page {
+            let original = records.iter().find(|o| o.id == r.id).expect("a stored id");
+            assert!(r.raw == original.raw, "{}: unlogged returns the raw bytes", r.id);
+            assert_eq!(r.verdict, original.verdict);
+        }
+        after = page.last().map(|r| r.id.clone());
+        paged.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(paged, want, "unlogged pages visit each once, in id order");
+
+    // Log the first half.
+    let half: Vec<(&str, u64)> = want[..want.len() / 2]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), 10 + i as u64))
+        .collect();
+    store.set_leaf_indexes(&half).unwrap();
+    for (id, index) in &half {
+        assert_eq!(store.leaf_index(id).unwrap(), Some(*index), "{id}");
+    }
+    assert_eq!(store.leaf_index(&want[want.len() - 1]).unwrap(), None);
+    assert_eq!(store.leaf_index("no-such-id").unwrap(), None);
+    assert_eq!(store.max_leaf_index().unwrap(), Some(10 + half.len() as u64 - 1));
+    let mut left = store.unlogged_among(&ids).unwrap();
+    left.sort();
+    assert_eq!(left, want[want.len() / 2..].to_vec());
+    let rest: Vec<String> = store.unlogged(None, 1000).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(rest, want[want.len() / 2..].to_vec());
+    // Re-inserting a logged measurement keeps its index.
+    insert(store, &records);
+    assert_eq!(store.leaf_index(half[0].0).unwrap(), Some(10));
 }

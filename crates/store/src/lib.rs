@@ -107,4 +107,42 @@ pub trait Store: Send + Sync {
     fn query(&self, query: &MeasurementQuery) -> Result<Page, StoreError>;
     /// How many measurements are stored.
     fn count(&self) -> Result<u64, StoreError>;
+
+    // The transparency log's bookkeeping (see `censorwatch-evidence`): the store keeps, beside
+    // each measurement, the index of its leaf in the log. A measurement is "unlogged" until
+    // [`Store::set_leaf_indexes`] gave it one. The defaults say the store keeps no such thing.
+
+    /// Of `ids`, those stored without a leaf index (ids not stored are left out), in any order.
+    fn unlogged_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let _ = ids;
+        Err(no_leaf_indexes())
+    }
+
+    /// Up to `limit` stored measurements without a leaf index whose id is greater than `after`,
+    /// in id order, raw bytes loaded.
+    fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let _ = (after, limit);
+        Err(no_leaf_indexes())
+    }
+
+    /// Records the leaf index of each (id, index), durably, all or nothing.
+    fn set_leaf_indexes(&self, entries: &[(&str, u64)]) -> Result<(), StoreError> {
+        let _ = entries;
+        Err(no_leaf_indexes())
+    }
+
+    /// A stored measurement's leaf index (`None`: not stored, or not logged yet).
+    fn leaf_index(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        let _ = id;
+        Err(no_leaf_indexes())
+    }
+
+    /// The highest leaf index recorded (`None` when none is).
+    fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
+        Err(no_leaf_indexes())
+    }
+}
+
+fn no_leaf_indexes() -> StoreError {
+    StoreError::BadQuery("this store keeps no transparency-log leaf indexes".into())
 }

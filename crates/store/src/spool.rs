@@ -335,6 +335,27 @@ impl<S: Store> Store for SpoolingStore<S> {
     fn count(&self) -> Result<u64, StoreError> {
         self.inner.count()
     }
+
+    // Spooled batches are not in the inner store yet: they become unlogged once drained.
+    fn unlogged_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        self.inner.unlogged_among(ids)
+    }
+
+    fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        self.inner.unlogged(after, limit)
+    }
+
+    fn set_leaf_indexes(&self, entries: &[(&str, u64)]) -> Result<(), StoreError> {
+        self.inner.set_leaf_indexes(entries)
+    }
+
+    fn leaf_index(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.leaf_index(id)
+    }
+
+    fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.max_leaf_index()
+    }
 }
 
 #[cfg(test)]

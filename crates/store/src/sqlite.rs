@@ -34,7 +34,12 @@ use std::time::Duration;
 const MIGRATIONS: &[&str] = &[
     // v1: the measurements table and its indexes.
     include_str!("sqlite/schema.sql"),
+    // v2: the transparency log's leaf index per measurement.
+    include_str!("sqlite/v2_leaf_index.sql"),
 ];
+
+/// Ids per `IN (…)` list (SQLite's bound-parameter limit is 32 766 since 3.32).
+const IN_CHUNK: usize = 500;
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -349,6 +354,83 @@ impl Store for SqliteStore {
         let conn = lock(&self.reader);
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    fn unlogged_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT id FROM measurements WHERE leaf_index IS NULL AND id IN ({marks})"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(chunk.iter()), |r| r.get::<_, String>(0))?;
+            for id in rows {
+                out.push(id?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS}, raw_zstd, raw_len FROM measurements \
+             WHERE leaf_index IS NULL AND id > ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let mut rows = stmt.query(params![after.unwrap_or(""), limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut record = read_record(row)?;
+            let compressed: Vec<u8> = row.get(10)?;
+            let raw_len: i64 = row.get(11)?;
+            let len = u64::try_from(raw_len).map_err(|_| StoreError::Corrupt {
+                id: record.id.clone(),
+                message: format!("raw_len {raw_len} is invalid"),
+            })?;
+            record.raw = compress::decompress(&record.id, &compressed, len)?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    fn set_leaf_indexes(&self, entries: &[(&str, u64)]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached("UPDATE measurements SET leaf_index = ?2 WHERE id = ?1")?;
+            for (id, index) in entries {
+                let index = i64::try_from(*index)
+                    .map_err(|_| StoreError::BadQuery(format!("leaf index {index} is too large")))?;
+                if stmt.execute(params![id, index])? != 1 {
+                    return Err(StoreError::BadQuery(format!(
+                        "cannot record leaf {index} for measurement {id}: it is not stored"
+                    )));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn leaf_index(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached("SELECT leaf_index FROM measurements WHERE id = ?1")?;
+        let index: Option<Option<i64>> = stmt.query_row([id], |r| r.get(0)).optional()?;
+        Ok(index.flatten().and_then(|i| u64::try_from(i).ok()))
+    }
+
+    fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
+        let conn = lock(&self.reader);
+        let max: Option<i64> = conn.query_row(
+            "SELECT max(leaf_index) FROM measurements WHERE leaf_index IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(max.and_then(|i| u64::try_from(i).ok()))
     }
 }
 

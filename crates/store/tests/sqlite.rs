@@ -39,6 +39,21 @@ impl Store for TempSqlite {
     fn count(&self) -> Result<u64, StoreError> {
         self.store.count()
     }
+    fn unlogged_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        self.store.unlogged_among(ids)
+    }
+    fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        self.store.unlogged(after, limit)
+    }
+    fn set_leaf_indexes(&self, entries: &[(&str, u64)]) -> Result<(), StoreError> {
+        self.store.set_leaf_indexes(entries)
+    }
+    fn leaf_index(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.store.leaf_index(id)
+    }
+    fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
+        self.store.max_leaf_index()
+    }
 }
 
 mod conformance_suite {
