@@ -9,3 +9,4 @@ pub mod db;
 pub mod ingest;
 pub mod input;
 pub mod serve;
+pub mod simulate;

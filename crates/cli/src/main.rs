@@ -40,6 +40,10 @@ enum Command {
     /// owner's counter-announcements, their withdrawal, and per-AS visible /24 counts over time:
     /// one line (or --json object) per signal on stdout, a summary on stderr.
     Bgp(censorwatch::bgp::BgpArgs),
+    /// Generate measurement timelines with known blocks and outages (steady, staggered,
+    /// intermittent, sparse, nationwide outage, clean): the truth as text, the timeline as JSONL
+    /// (--json), or the detector's score against the truth (--eval).
+    Simulate(censorwatch::simulate::SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +108,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Bgp(args) => censorwatch::bgp::run(args, &mut io::stdout().lock(), &mut io::stderr()),
+        Command::Simulate(args) => censorwatch::simulate::run(&args, &mut io::stdout().lock(), &mut io::stderr()),
     }
 }
 

@@ -130,8 +130,9 @@ pub struct Config {
     /// An event is reported once its blocked runs hold this much evidence (log-likelihood
     /// ratio; 12 is odds of about 160 000 to 1).
     pub open_evidence: f64,
-    /// The most evidence one bin may contribute, per hour of bin width (at least this much
-    /// whatever the width), so that a single burst of failures cannot open an event alone.
+    /// The most evidence one bin may contribute, per hour of bin width (in proportion to the
+    /// width, so that an hour holds the same evidence whatever the bins), so that a single burst
+    /// of failures cannot open an event alone.
     pub bin_evidence_cap: f64,
     /// An event closes only after this long of clear bins with data (gaps do not count); blocked
     /// runs separated by less are one event, with on/off cycles.
@@ -202,8 +203,12 @@ impl Config {
                 "lateness, close_after, group_gap must be >= 0 and min_cycles >= 2",
             ));
         }
-        if !(self.share_clear < self.share_blocked) {
-            return Err(ConfigError::Invalid("need share_clear < share_blocked"));
+        let share = |s: f64| (0.0..=1.0).contains(&s);
+        if !(share(self.share_clear) && share(self.share_blocked) && self.share_clear < self.share_blocked) {
+            return Err(ConfigError::Invalid("need 0 <= share_clear < share_blocked <= 1"));
+        }
+        if !(self.z.is_finite() && self.z > 0.0) {
+            return Err(ConfigError::Invalid("z must be a positive number"));
         }
         for kind in SignalKind::ALL {
             let r = self.outage.rule(kind);
@@ -212,6 +217,15 @@ impl Config {
                     "each outage rule needs window > 0 and 0 < critical <= warning",
                 ));
             }
+        }
+        let o = &self.outage;
+        if !(o.volume_alpha > 0.0 && o.volume_alpha <= 1.0 && o.min_volume_baseline >= 0.0) {
+            return Err(ConfigError::Invalid(
+                "need 0 < volume_alpha <= 1 and min_volume_baseline >= 0",
+            ));
+        }
+        if o.merge_gap < 0 || o.max_baseline_age < 1 {
+            return Err(ConfigError::Invalid("need merge_gap >= 0 and max_baseline_age >= 1"));
         }
         Ok(())
     }
@@ -228,7 +242,7 @@ impl Config {
 
     /// The most evidence one bin may carry, either way.
     pub fn bin_cap(&self) -> f64 {
-        self.bin_evidence_cap * (self.bin as f64 / HOUR as f64).max(1.0)
+        self.bin_evidence_cap * (self.bin as f64 / HOUR as f64)
     }
 
     /// The evidence of a bin with `blocked` and `ok` verdicts, capped.

@@ -9,31 +9,58 @@
 //! whatever order they arrived in.
 
 use crate::bins::{Bin, BinSummary, Bins, dominant};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::group::{Event, Evidence, Pattern, SeriesEvent, group_events, method_list};
 use crate::hash::FastMap;
 use crate::obs::{Cc, Observation, SeriesKey, SignalKind, SignalSample};
 use crate::outage::{Outage, SignalAlert, SignalSeries, alerts_of_values, group_outages};
 use crate::platform::platform_of;
-use crate::segment::{RawEvent, Viterbi, extract};
+use crate::segment::{RawEvent, Viterbi, boundary, extract};
 use crate::stats::wilson;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// An input older than the lateness window allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "data at {time} is more than {lateness} s older than the newest seen ({watermark}); \
-     it is refused so that past results can settle"
-)]
-pub struct TooLate {
-    /// The input's time.
-    pub time: i64,
-    /// The newest time seen (or `now`).
-    pub watermark: i64,
-    /// The lateness window, seconds.
-    pub lateness: i64,
+/// The earliest time accepted: 2000-01-01T00:00:00Z. A probe whose clock says 1970 has no
+/// place in a time series, and the bound keeps bin arithmetic far from overflow.
+pub const MIN_TIME: i64 = 946_684_800;
+/// The first time no longer accepted: 2100-01-01T00:00:00Z.
+pub const MAX_TIME: i64 = 4_102_444_800;
+
+/// Why the detector refused an input. A refused input changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refused {
+    /// Older than the lateness window behind the newest time seen (or the clock).
+    #[error(
+        "data at {time} is more than {lateness} s older than the newest seen ({watermark}); \
+         it is refused so that past results can settle"
+    )]
+    TooLate {
+        /// The input's time.
+        time: i64,
+        /// The newest time seen (or `now`).
+        watermark: i64,
+        /// The lateness window, seconds.
+        lateness: i64,
+    },
+    /// Later than the clock given to [`Detector::refresh`] by more than the lateness window: a
+    /// probe with a wrong clock, which would otherwise make every honest input look late.
+    #[error("data at {time} is more than {lateness} s ahead of the clock ({clock}); check the probe's clock")]
+    FromTheFuture {
+        /// The input's time.
+        time: i64,
+        /// The last `now` given to [`Detector::refresh`].
+        clock: i64,
+        /// The lateness window, seconds.
+        lateness: i64,
+    },
+    /// Outside 2000–2099 ([`MIN_TIME`], [`MAX_TIME`]).
+    #[error("data at {0} is outside the years 2000 to 2099 (Unix seconds {MIN_TIME} to {MAX_TIME})")]
+    TimeOutOfRange(i64),
+    /// A signal value that is not a finite, non-negative number.
+    #[error("signal value {0} is not a finite, non-negative number")]
+    BadValue(f64),
 }
 
 /// Counters.
@@ -45,6 +72,8 @@ pub struct Stats {
     pub signal_samples: u64,
     /// Inputs refused as too late.
     pub too_late: u64,
+    /// Inputs refused otherwise (bad time or value).
+    pub refused: u64,
     /// Series (domain, country, network) seen.
     pub series: usize,
 }
@@ -110,13 +139,17 @@ pub struct Detector {
     classified_upto: Option<i64>,
     outages: Option<Vec<Outage>>,
     watermark: i64,
+    /// The latest `now` given to [`Detector::refresh`].
+    clock: Option<i64>,
     stats: Stats,
 }
 
 impl Detector {
-    /// A detector with `config` (see [`Config::validate`]).
-    pub fn new(config: Config) -> Detector {
-        Detector {
+    /// A detector with `config`, refused when a setting is out of range (see
+    /// [`Config::validate`]).
+    pub fn new(config: Config) -> Result<Detector, ConfigError> {
+        config.validate()?;
+        Ok(Detector {
             config,
             index: FastMap::default(),
             series: Vec::new(),
@@ -131,8 +164,9 @@ impl Detector {
             classified_upto: None,
             outages: None,
             watermark: i64::MIN,
+            clock: None,
             stats: Stats::default(),
-        }
+        })
     }
 
     /// The settings.
@@ -148,17 +182,38 @@ impl Detector {
         }
     }
 
-    fn check_late(&mut self, time: i64) -> Result<(), TooLate> {
-        if time < self.watermark.saturating_sub(self.config.lateness) {
-            self.stats.too_late += 1;
-            return Err(TooLate {
+    fn check_time(&mut self, time: i64) -> Result<(), Refused> {
+        let lateness = self.config.lateness;
+        let refused = if !(MIN_TIME..MAX_TIME).contains(&time) {
+            Some(Refused::TimeOutOfRange(time))
+        } else if time < self.watermark.saturating_sub(lateness) {
+            Some(Refused::TooLate {
                 time,
                 watermark: self.watermark,
-                lateness: self.config.lateness,
-            });
+                lateness,
+            })
+        } else {
+            match self.clock {
+                Some(clock) if time > clock.saturating_add(lateness) => {
+                    Some(Refused::FromTheFuture { time, clock, lateness })
+                }
+                _ => None,
+            }
+        };
+        match refused {
+            Some(r) => {
+                if matches!(r, Refused::TooLate { .. }) {
+                    self.stats.too_late += 1;
+                } else {
+                    self.stats.refused += 1;
+                }
+                Err(r)
+            }
+            None => {
+                self.watermark = self.watermark.max(time);
+                Ok(())
+            }
         }
-        self.watermark = self.watermark.max(time);
-        Ok(())
     }
 
     fn signal_set(&mut self, cc: Cc, asn: u32) -> usize {
@@ -209,10 +264,11 @@ impl Detector {
         idx
     }
 
-    /// Counts one observation. Refused when older than the lateness window behind the newest
-    /// time seen; any earlier time inside the window is fine.
-    pub fn observe(&mut self, obs: &Observation) -> Result<(), TooLate> {
-        self.check_late(obs.time)?;
+    /// Counts one observation. Refused (and then without effect) when older than the lateness
+    /// window behind the newest time seen, ahead of the clock by more than it, or outside
+    /// 2000–2099; any order inside the window is fine.
+    pub fn observe(&mut self, obs: &Observation) -> Result<(), Refused> {
+        self.check_time(obs.time)?;
         let key = SeriesKey::of(obs);
         let idx = match self.index.get(&key) {
             Some(&i) => i,
@@ -235,19 +291,26 @@ impl Detector {
         }
         let set = &mut self.signal_sets[s.signals];
         set.series[SignalKind::ProbeVolume.index()].add(b, 1.0);
-        set.dirty = true;
+        // A bin not yet complete is classified when the clock passes it, whatever it holds; only
+        // a change to a classified bin needs this network's alerts redone now.
+        set.dirty |= self.classified_upto.is_none_or(|upto| b < upto);
         self.stats.observations += 1;
         Ok(())
     }
 
-    /// Records one signal sample (same lateness rule as [`Detector::observe`]).
-    pub fn observe_signal(&mut self, sample: &SignalSample) -> Result<(), TooLate> {
-        self.check_late(sample.time)?;
+    /// Records one signal sample (same time rules as [`Detector::observe`]; the value must be a
+    /// finite, non-negative number).
+    pub fn observe_signal(&mut self, sample: &SignalSample) -> Result<(), Refused> {
+        if !(sample.value.is_finite() && sample.value >= 0.0) {
+            self.stats.refused += 1;
+            return Err(Refused::BadValue(sample.value));
+        }
+        self.check_time(sample.time)?;
         let i = self.signal_set(sample.cc, sample.asn);
         let b = self.config.bin_of(sample.time);
         let set = &mut self.signal_sets[i];
         set.series[sample.kind.index()].add(b, sample.value);
-        set.dirty = true;
+        set.dirty |= self.classified_upto.is_none_or(|upto| b < upto);
         self.stats.signal_samples += 1;
         Ok(())
     }
@@ -257,6 +320,7 @@ impl Detector {
     /// signals' complete bins (those that ended by `now`).
     pub fn refresh(&mut self, now: i64) {
         self.watermark = self.watermark.max(now);
+        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
         let config = &self.config;
         let mut dirty = std::mem::take(&mut self.dirty);
         for idx in dirty.drain(..) {
@@ -433,12 +497,19 @@ fn summaries(first: i64, bins: &[Bin], config: &Config) -> Vec<BinSummary> {
 
 fn series_event(key: &SeriesKey, platform: &Arc<str>, first: i64, raw: RawEvent, config: &Config) -> SeriesEvent {
     let at = |pos: usize| (first + pos as i64) * config.bin;
+    // Across unmeasured bins the change could be anywhere: take the middle (see crate::segment).
+    let start = match raw.start_after_pos {
+        Some(lo) if boundary(lo, raw.start_pos) != raw.start_pos => at(boundary(lo, raw.start_pos)),
+        _ => raw.first.0,
+    };
     SeriesEvent {
         key: key.clone(),
         platform: platform.clone(),
-        start: raw.first.0,
-        end: raw.end_pos.map(at),
-        last_blocked: at(raw.last_pos),
+        start,
+        end: raw.end_pos.map(|hi| at(boundary(raw.last_blocked_pos, hi))),
+        start_after: raw.start_after_pos.map(at),
+        last_blocked: at(raw.last_blocked_pos),
+        end_by: raw.end_pos.map(at),
         pattern: if raw.runs >= config.min_cycles {
             Pattern::Intermittent
         } else {
@@ -461,12 +532,18 @@ fn series_event(key: &SeriesKey, platform: &Arc<str>, first: i64, raw: RawEvent,
     }
 }
 
-/// Runs the detector over a batch (no lateness limit) and returns everything it finds at `now`.
-pub fn detect(observations: &[Observation], signals: &[SignalSample], config: &Config, now: i64) -> Report {
+/// Runs the detector over a batch (no lateness limit) and returns everything it finds at `now`;
+/// refused only when a setting is out of range.
+pub fn detect(
+    observations: &[Observation],
+    signals: &[SignalSample],
+    config: &Config,
+    now: i64,
+) -> Result<Report, ConfigError> {
     let mut d = Detector::new(Config {
         lateness: i64::MAX,
         ..config.clone()
-    });
+    })?;
     for o in observations {
         // Cannot fail without a lateness limit.
         let _ = d.observe(o);
@@ -478,11 +555,11 @@ pub fn detect(observations: &[Observation], signals: &[SignalSample], config: &C
     let series_events = d.series_events(now);
     let alerts = d.signal_alerts(now);
     let outages = d.outages(now);
-    Report {
+    Ok(Report {
         events,
         series_events,
         outages,
         alerts,
         stats: d.stats(),
-    }
+    })
 }

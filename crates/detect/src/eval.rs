@@ -11,7 +11,7 @@
 //! network. The detector is run twice, once over the whole batch and once incrementally in
 //! arrival order (late data included), and the two results must be identical.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::detector::{Detector, detect};
 use crate::group::{Event, Pattern};
 use crate::obs::Cc;
@@ -118,6 +118,73 @@ pub struct EvalReport {
     pub observations: usize,
     /// Signal samples.
     pub signal_samples: usize,
+    /// The targets of [`Targets::default`] this run missed, in words; empty when all are met.
+    pub missed_targets: Vec<String>,
+}
+
+/// What the detector must achieve on the simulator (issue 8): precision and recall of at least
+/// 0.95, starts and ends within one bin, steady/intermittent right at least 90% of the time, no
+/// event where there is no block, and the incremental run equal to the batch run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Targets {
+    /// Lowest precision.
+    pub precision: f64,
+    /// Lowest recall.
+    pub recall: f64,
+    /// Largest mean start and end error, bins.
+    pub mean_error_bins: f64,
+    /// Lowest share of starts and of ends within one bin.
+    pub within_one_bin: f64,
+    /// Lowest share of patterns right.
+    pub intermittent_accuracy: f64,
+}
+
+impl Default for Targets {
+    fn default() -> Targets {
+        Targets {
+            precision: 0.95,
+            recall: 0.95,
+            mean_error_bins: 1.0,
+            within_one_bin: 0.95,
+            intermittent_accuracy: 0.9,
+        }
+    }
+}
+
+impl Targets {
+    /// The targets `report` misses, in words.
+    pub fn missed(&self, report: &EvalReport) -> Vec<String> {
+        let mut missed = Vec::new();
+        let mut at_least = |name: &str, value: f64, target: f64| {
+            if value < target {
+                missed.push(format!("{name} {value:.3} is below {target}"));
+            }
+        };
+        at_least("precision", report.precision, self.precision);
+        at_least("recall", report.recall, self.recall);
+        at_least("start_within_one_bin", report.start_within_one_bin, self.within_one_bin);
+        at_least("end_within_one_bin", report.end_within_one_bin, self.within_one_bin);
+        at_least(
+            "intermittent_accuracy",
+            report.intermittent_accuracy,
+            self.intermittent_accuracy,
+        );
+        for (name, value) in [
+            ("start_error_bins", report.start_error_bins),
+            ("end_error_bins", report.end_error_bins),
+        ] {
+            if value > self.mean_error_bins {
+                missed.push(format!("{name} {value:.3} is above {}", self.mean_error_bins));
+            }
+        }
+        if report.clean_false_events > 0 {
+            missed.push(format!("clean_false_events is {}, not 0", report.clean_false_events));
+        }
+        if !report.incremental_matches_batch {
+            missed.push("the incremental run differs from the batch run".to_owned());
+        }
+        missed
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -167,7 +234,11 @@ fn mean(v: &[i64]) -> f64 {
 
 /// Feeds the simulation to a detector in arrival order, refreshing every `every` seconds of
 /// arrival time, and returns its final events and outages with the count of refused inputs.
-pub fn run_incremental(sim: &Simulation, config: &Config, every: i64) -> (Vec<Event>, Vec<Outage>, u64) {
+pub fn run_incremental(
+    sim: &Simulation,
+    config: &Config,
+    every: i64,
+) -> Result<(Vec<Event>, Vec<Outage>, u64), ConfigError> {
     let mut order: Vec<(i64, bool, usize)> = sim
         .arrivals
         .iter()
@@ -176,7 +247,7 @@ pub fn run_incremental(sim: &Simulation, config: &Config, every: i64) -> (Vec<Ev
         .chain(sim.signals.iter().enumerate().map(|(i, s)| (s.time, false, i)))
         .collect();
     order.sort_unstable();
-    let mut d = Detector::new(config.clone());
+    let mut d = Detector::new(config.clone())?;
     let mut next = sim.start + every;
     for (arrival, is_obs, i) in order {
         while arrival >= next {
@@ -192,13 +263,14 @@ pub fn run_incremental(sim: &Simulation, config: &Config, every: i64) -> (Vec<Ev
     }
     let events = d.events(sim.end);
     let outages = d.outages(sim.end);
-    (events, outages, d.stats().too_late)
+    Ok((events, outages, d.stats().too_late))
 }
 
-/// Runs the detector over `sim` with `config` and scores it.
-pub fn evaluate(sim: &Simulation, config: &Config) -> EvalReport {
-    let report = detect(&sim.observations, &sim.signals, config, sim.end);
-    let (inc_events, inc_outages, too_late) = run_incremental(sim, config, 6 * crate::config::HOUR);
+/// Runs the detector over `sim` with `config` and scores it; refused only when a setting is out
+/// of range.
+pub fn evaluate(sim: &Simulation, config: &Config) -> Result<EvalReport, ConfigError> {
+    let report = detect(&sim.observations, &sim.signals, config, sim.end)?;
+    let (inc_events, inc_outages, too_late) = run_incremental(sim, config, 6 * crate::config::HOUR)?;
     let incremental_matches_batch = inc_events == report.events && inc_outages == report.outages;
     let horizon = sim.end;
     let bin = |t: i64| config.bin_of(t);
@@ -329,7 +401,7 @@ pub fn evaluate(sim: &Simulation, config: &Config) -> EvalReport {
     out_score.start_error_bins = mean(&os);
     out_score.end_error_bins = mean(&oe);
 
-    EvalReport {
+    let mut scored = EvalReport {
         precision: share(matched, detected_events),
         recall: share(matched, truth_events),
         start_error_bins: mean(&start_err),
@@ -359,5 +431,8 @@ pub fn evaluate(sim: &Simulation, config: &Config) -> EvalReport {
         series: report.stats.series,
         observations: sim.observations.len(),
         signal_samples: sim.signals.len(),
-    }
+        missed_targets: Vec::new(),
+    };
+    scored.missed_targets = Targets::default().missed(&scored);
+    Ok(scored)
 }

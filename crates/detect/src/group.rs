@@ -45,13 +45,20 @@ pub struct SeriesEvent {
     pub key: SeriesKey,
     /// The domain's platform.
     pub platform: Arc<str>,
-    /// The first blocked measurement, Unix seconds (back-dated to it, not to when the evidence
-    /// sufficed).
+    /// When it began: the first blocked measurement (back-dated to it, not to when the evidence
+    /// sufficed), or, when bins without data precede that one, the start of the middle one of
+    /// them.
     pub start: i64,
-    /// The start of the first clear bin after it; `None` while it lasts.
+    /// When it ended: like the start, the middle of the unmeasured bins between its last blocked
+    /// bin and the first clear one after it; `None` while it lasts.
     pub end: Option<i64>,
-    /// The end of its last blocked bin (for an open event, how long it is known to last).
+    /// The start of the last bin with decisive data before it (the block began after that bin),
+    /// if any.
+    pub start_after: Option<i64>,
+    /// The start of its last bin with a blocked verdict (an open event lasts at least to its end).
     pub last_blocked: i64,
+    /// The start of the first bin with clear data after it, once it ended.
+    pub end_by: Option<i64>,
     /// Steady or intermittent.
     pub pattern: Pattern,
     /// Blocked runs (on-periods).
@@ -240,6 +247,79 @@ fn group_one(platform: &str, cc: Cc, members: &[&SeriesEvent], config: &Config) 
         .collect()
 }
 
+/// One network's counts across its domains' events.
+struct AsnAcc {
+    methods: Vec<u64>,
+    blocked: u64,
+    decisive: u64,
+    /// Decisive verdicts in its intermittent domain events.
+    intermittent: u64,
+    bounds: Bounds,
+}
+
+impl AsnAcc {
+    fn new(methods: usize) -> AsnAcc {
+        AsnAcc {
+            methods: vec![0; methods],
+            blocked: 0,
+            decisive: 0,
+            intermittent: 0,
+            bounds: Bounds::default(),
+        }
+    }
+}
+
+/// What a network's domains together say about when its block began and ended. Each domain
+/// bounds the start (after its last bin with data before, at or before its first blocked bin)
+/// and the end (after its last blocked bin, by its first clear bin); a platform's domains are
+/// blocked together, so the network's change lies in the intersection of those windows, which
+/// is narrower than any one domain's when their measurements fall in different bins.
+#[derive(Default)]
+struct Bounds {
+    start_after: Option<i64>,
+    first_blocked_bin: Option<i64>,
+    first_blocked: Option<i64>,
+    last_blocked: Option<i64>,
+    end_by: Option<i64>,
+    open: bool,
+}
+
+impl Bounds {
+    fn add(&mut self, e: &SeriesEvent, bin: i64) {
+        let max = |a: Option<i64>, b: Option<i64>| a.max(b);
+        let min = |a: Option<i64>, b: i64| Some(a.map_or(b, |a| a.min(b)));
+        self.start_after = max(self.start_after, e.start_after);
+        self.first_blocked_bin = min(self.first_blocked_bin, e.first_evidence.time.div_euclid(bin) * bin);
+        self.first_blocked = min(self.first_blocked, e.first_evidence.time);
+        self.last_blocked = max(self.last_blocked, Some(e.last_blocked));
+        match e.end_by {
+            Some(t) => self.end_by = min(self.end_by, t),
+            None => self.open = true,
+        }
+    }
+
+    /// The network's (start, end): the middle of the intersected windows, or `fallback` (the
+    /// earliest start and latest end of its domains) when the windows do not meet (its domains
+    /// were blocked at different times).
+    fn estimate(&self, fallback_start: i64, fallback_end: Option<i64>, bin: i64) -> (i64, Option<i64>) {
+        let middle = |lo: i64, hi: i64| crate::segment::boundary(lo / bin, hi / bin) * bin;
+        let start = match (self.start_after, self.first_blocked_bin, self.first_blocked) {
+            (Some(lo), Some(hi), Some(first)) if lo < hi => {
+                let m = middle(lo, hi);
+                if m == hi { first } else { m }
+            }
+            (None, Some(_), Some(first)) => first,
+            _ => fallback_start,
+        };
+        let end = match (self.open, self.last_blocked, self.end_by) {
+            (true, ..) => None,
+            (false, Some(lo), Some(hi)) if lo < hi => Some(middle(lo, hi)),
+            _ => fallback_end,
+        };
+        (start, end)
+    }
+}
+
 fn build_event(platform: &str, cc: Cc, spans: Vec<Span<'_>>, config: &Config) -> Event {
     let nm = Method::ALL.len();
     let mut all_methods = vec![0u64; nm];
@@ -248,7 +328,7 @@ fn build_event(platform: &str, cc: Cc, spans: Vec<Span<'_>>, config: &Config) ->
     let mut first: Option<Evidence> = None;
     // A network met twice (two spans far apart, bridged by other networks) is listed once.
     let mut per_asn: BTreeMap<u32, AsnSpan> = BTreeMap::new();
-    let mut per_asn_acc: BTreeMap<u32, (Vec<u64>, u64, u64, u64)> = BTreeMap::new();
+    let mut per_asn_acc: BTreeMap<u32, AsnAcc> = BTreeMap::new();
     for s in &spans {
         for e in &s.members {
             add_methods(&mut all_methods, &e.methods);
@@ -263,15 +343,14 @@ fn build_event(platform: &str, cc: Cc, spans: Vec<Span<'_>>, config: &Config) ->
             }) {
                 first = Some(e.first_evidence.clone());
             }
-            let acc = per_asn_acc.entry(s.asn).or_insert_with(|| (vec![0; nm], 0, 0, 0));
-            add_methods(&mut acc.0, &e.methods);
-            acc.1 += e.blocked;
-            acc.2 += e.decisive;
-            acc.3 += if e.pattern == Pattern::Intermittent {
-                e.decisive
-            } else {
-                0
-            };
+            let acc = per_asn_acc.entry(s.asn).or_insert_with(|| AsnAcc::new(nm));
+            add_methods(&mut acc.methods, &e.methods);
+            acc.blocked += e.blocked;
+            acc.decisive += e.decisive;
+            if e.pattern == Pattern::Intermittent {
+                acc.intermittent += e.decisive;
+            }
+            acc.bounds.add(e, config.bin);
             let entry = per_asn.entry(s.asn).or_insert_with(|| AsnSpan {
                 asn: s.asn,
                 start: e.start,
@@ -294,10 +373,14 @@ fn build_event(platform: &str, cc: Cc, spans: Vec<Span<'_>>, config: &Config) ->
             }
         }
     }
-    for (asn, (methods, b, d, intermittent)) in per_asn_acc {
+    for (asn, acc) in per_asn_acc {
         if let Some(a) = per_asn.get_mut(&asn) {
-            a.method = dominant(&methods);
-            a.confidence = wilson(b, d, config.z).0;
+            a.method = dominant(&acc.methods);
+            a.confidence = wilson(acc.blocked, acc.decisive, config.z).0;
+            let (start, end) = acc.bounds.estimate(a.start, a.end, config.bin);
+            a.start = start;
+            a.end = end;
+            let (intermittent, d) = (acc.intermittent, acc.decisive);
             // Intermittent when the domains that cycle hold at least half its evidence.
             a.pattern = if 2 * intermittent >= d && intermittent > 0 {
                 Pattern::Intermittent

@@ -33,7 +33,7 @@ pub mod stats;
 
 pub use bins::{Bin, BinState, BinSummary};
 pub use config::{Config, ConfigError, OutageConfig, SignalRule, parse_duration};
-pub use detector::{Detector, Report, Stats, TooLate, detect};
+pub use detector::{Detector, MAX_TIME, MIN_TIME, Refused, Report, Stats, detect};
 pub use group::{AsnSpan, Event, Evidence, Pattern, SeriesEvent, group_events};
 pub use obs::{Cc, Observation, SeriesKey, SignalKind, SignalSample};
 pub use outage::{AsnOutage, BinAlert, Level, Outage, SignalAlert, group_outages};

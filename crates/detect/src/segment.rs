@@ -86,11 +86,6 @@ impl Viterbi {
         }
     }
 
-    /// Whether bin `i` is decoded as blocked.
-    pub(crate) fn blocked(&self, i: usize) -> bool {
-        self.states.get(i) == Some(&BLOCKED)
-    }
-
     pub(crate) fn states(&self) -> &[u8] {
         &self.states
     }
@@ -111,10 +106,12 @@ pub(crate) struct RawEvent {
     pub(crate) start_pos: usize,
     /// The earliest blocked measurement: time and id.
     pub(crate) first: (i64, Option<Arc<str>>),
-    /// First clear bin after the event, once closed.
+    /// The last bin with decisive data before `start_pos`: the block began after it.
+    pub(crate) start_after_pos: Option<usize>,
+    /// The first bin with clear data after the event, once closed: the block ended by then.
     pub(crate) end_pos: Option<usize>,
-    /// Bins past the last blocked run (where an open event is known to last until).
-    pub(crate) last_pos: usize,
+    /// The last bin with a blocked verdict.
+    pub(crate) last_blocked_pos: usize,
     /// Blocked runs (on-periods).
     pub(crate) runs: u32,
     /// Summed evidence of the runs.
@@ -126,6 +123,16 @@ pub(crate) struct RawEvent {
     pub(crate) measurements: u64,
     /// Blocked verdicts per method inside the runs.
     pub(crate) methods: Vec<u64>,
+}
+
+/// Where a change between bin positions `lo` (last bin with data in the old state) and `hi`
+/// (first bin with data in the new one) is put: the middle of the bins it could be in, the later
+/// of two (so `hi` itself when they are adjacent).
+pub(crate) fn boundary<T>(lo: T, hi: T) -> T
+where
+    T: Copy + std::ops::Add<Output = T> + std::ops::Sub<Output = T> + std::ops::Div<Output = T> + From<u8>,
+{
+    lo + (hi - lo + T::from(1)) / T::from(2)
 }
 
 /// Turns a decoded series into events (see the module doc).
@@ -180,8 +187,17 @@ pub(crate) fn extract(bins: &Bins, states: &[u8], config: &Config) -> Vec<RawEve
             .first_blocked()
             .map(|(t, id)| (t, id.cloned()))
             .unwrap_or(((bins.first + start_pos as i64) * config.bin, None));
+        let last_blocked_pos = (start_pos..last)
+            .rev()
+            .find(|&p| bins.bins[p].blocked > 0)
+            .unwrap_or(start_pos);
+        let start_after_pos = (0..start_pos).rev().find(|&p| bins.bins[p].decisive() > 0);
         let closed = clear_with_data(last, n) >= k;
-        let end_pos = closed.then_some(last);
+        let end_pos = if closed {
+            (last..n).find(|&p| bins.bins[p].decisive() > 0)
+        } else {
+            None
+        };
         let span_end = end_pos.unwrap_or(n);
         let measurements = bins.bins[start_pos..span_end]
             .iter()
@@ -191,7 +207,8 @@ pub(crate) fn extract(bins: &Bins, states: &[u8], config: &Config) -> Vec<RawEve
             start_pos,
             first,
             end_pos,
-            last_pos: last,
+            start_after_pos,
+            last_blocked_pos,
             runs: group.len() as u32,
             evidence,
             blocked,
