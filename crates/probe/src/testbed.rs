@@ -1,0 +1,404 @@
+//! Loopback servers for tests (feature `testbed`): a fake authoritative resolver, TLS and plain
+//! HTTP targets with a test CA, each with a per-client policy that plays the censor.
+//!
+//! A censor on loopback: the probe connects from one 127.0.0.x source address and the control
+//! from another, and a target's [`Policy`] decides per client address and name (SNI or Host)
+//! whether to serve, reset (a real RST: `SO_LINGER` 0), close (EOF) or stall. Tests use only
+//! 127.0.0.0/8.
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::{RData, Record, RecordType, rdata};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::ServerConfig;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// A private CA that issues server certificates.
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TestCa")
+    }
+}
+
+impl TestCa {
+    /// A fresh CA.
+    pub fn new(common_name: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("empty SAN list is valid");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name.to_owned());
+        let key = KeyPair::generate().expect("key generation works");
+        TestCa {
+            issuer: CertifiedIssuer::self_signed(params, key).expect("CA self-signs"),
+        }
+    }
+
+    /// The CA certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A rustls server config with a certificate for `names`, chained to this CA.
+    pub fn server_config(&self, names: &[&str]) -> Arc<ServerConfig> {
+        let key = KeyPair::generate().expect("key generation works");
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("names are valid");
+        let cert = params.signed_by(&key, &self.issuer).expect("CA signs");
+        let chain = vec![cert.der().clone(), self.issuer.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("default versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("valid certificate and key");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+/// How the fake resolver answers a name.
+#[derive(Debug, Clone)]
+pub enum DnsAnswer {
+    /// These addresses (A and AAAA by family).
+    Addrs(Vec<IpAddr>),
+    /// NXDOMAIN.
+    Nxdomain,
+    /// REFUSED.
+    Refused,
+    /// SERVFAIL.
+    Servfail,
+    /// No reply at all.
+    Silent,
+    /// An injector's answer first, then the real one 20 ms later.
+    Injected {
+        /// The forged answer.
+        first: Vec<IpAddr>,
+        /// The real answer.
+        then: Vec<IpAddr>,
+    },
+}
+
+/// A UDP DNS server on loopback answering from a fixed table (unknown names: NXDOMAIN).
+#[derive(Debug)]
+pub struct FakeResolver {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+fn reply(query: &Message, answer: &[IpAddr], rcode: ResponseCode) -> Vec<u8> {
+    let mut msg = Message::new();
+    msg.set_id(query.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(query.op_code())
+        .set_recursion_desired(query.recursion_desired())
+        .set_recursion_available(true)
+        .set_authoritative(true)
+        .set_response_code(rcode);
+    if let Some(q) = query.queries().first() {
+        msg.add_query(q.clone());
+        for ip in answer {
+            let data = match (ip, q.query_type()) {
+                (IpAddr::V4(v4), RecordType::A) => RData::A(rdata::A(*v4)),
+                (IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(rdata::AAAA(*v6)),
+                _ => continue,
+            };
+            msg.add_answer(Record::from_rdata(q.name().clone(), 60, data));
+        }
+    }
+    msg.to_vec().unwrap_or_default()
+}
+
+impl FakeResolver {
+    /// Starts a resolver on 127.0.0.1 with `table` (names without the trailing dot, lowercase).
+    pub async fn start(table: HashMap<String, DnsAnswer>) -> FakeResolver {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind a UDP port"));
+        let addr = socket.local_addr().expect("local address");
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let Ok(query) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let Some(q) = query.queries().first() else { continue };
+                let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+                let socket = socket.clone();
+                match table.get(&name).cloned().unwrap_or(DnsAnswer::Nxdomain) {
+                    DnsAnswer::Addrs(a) => {
+                        let _ = socket.send_to(&reply(&query, &a, ResponseCode::NoError), peer).await;
+                    }
+                    DnsAnswer::Nxdomain => {
+                        let _ = socket.send_to(&reply(&query, &[], ResponseCode::NXDomain), peer).await;
+                    }
+                    DnsAnswer::Refused => {
+                        let _ = socket.send_to(&reply(&query, &[], ResponseCode::Refused), peer).await;
+                    }
+                    DnsAnswer::Servfail => {
+                        let _ = socket.send_to(&reply(&query, &[], ResponseCode::ServFail), peer).await;
+                    }
+                    DnsAnswer::Silent => {}
+                    DnsAnswer::Injected { first, then } => {
+                        let _ = socket
+                            .send_to(&reply(&query, &first, ResponseCode::NoError), peer)
+                            .await;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            let _ = socket.send_to(&reply(&query, &then, ResponseCode::NoError), peer).await;
+                        });
+                    }
+                }
+            }
+        });
+        FakeResolver { addr, task }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for FakeResolver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What a target does with one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Serve normally.
+    Serve,
+    /// Send a TCP RST.
+    Reset,
+    /// Close cleanly (the client sees EOF).
+    Close,
+    /// Say nothing, forever (the client times out).
+    Stall,
+}
+
+/// Decides per client address and name (SNI for TLS, Host for HTTP).
+pub type Policy = Arc<dyn Fn(IpAddr, Option<&str>) -> Action + Send + Sync>;
+/// Produces the response for a host and path.
+pub type Handler = Arc<dyn Fn(&str, &str) -> Reply + Send + Sync>;
+
+/// Serve everyone.
+pub fn serve_all() -> Policy {
+    Arc::new(|_, _| Action::Serve)
+}
+
+/// One HTTP response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Wait this long before answering.
+    pub delay: Duration,
+}
+
+impl Reply {
+    /// A 200 HTML page with `title`.
+    pub fn page(title: &str) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: format!(
+                "<html><head><title>{title}</title></head><body>{}</body></html>",
+                "x".repeat(1000)
+            )
+            .into_bytes(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A redirect to `location`.
+    pub fn redirect(location: &str) -> Reply {
+        Reply {
+            status: 302,
+            headers: vec![("Location".into(), location.into())],
+            body: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A TCP server on loopback (TLS or plain HTTP).
+#[derive(Debug)]
+pub struct Target {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Target {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// An HTTPS target on `ip` (port chosen by the system, or `port` if non-zero).
+    pub async fn https(ip: IpAddr, port: u16, config: Arc<ServerConfig>, policy: Policy, handler: Handler) -> Target {
+        let listener = TcpListener::bind((ip, port)).await.expect("bind a TCP port");
+        let addr = listener.local_addr().expect("local address");
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((tcp, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let (config, policy, handler) = (config.clone(), policy.clone(), handler.clone());
+                conns.spawn(async move {
+                    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+                    let Ok(start) = acceptor.await else { return };
+                    let sni = start.client_hello().server_name().map(str::to_owned);
+                    match policy(peer.ip(), sni.as_deref()) {
+                        Action::Serve => {
+                            let Ok(tls) = start.into_stream(config).await else {
+                                return;
+                            };
+                            serve_http(tls, peer.ip(), None, &handler).await;
+                        }
+                        Action::Reset => {
+                            let _ = start.io.set_zero_linger();
+                        }
+                        Action::Close => {}
+                        Action::Stall => tokio::time::sleep(Duration::from_secs(3600)).await,
+                    }
+                });
+                // Reap finished connections so the set does not grow without bound.
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        Target { addr, task }
+    }
+
+    /// A plain HTTP target on `ip`; the policy sees the Host header.
+    pub async fn http(ip: IpAddr, port: u16, policy: Policy, handler: Handler) -> Target {
+        let listener = TcpListener::bind((ip, port)).await.expect("bind a TCP port");
+        let addr = listener.local_addr().expect("local address");
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((tcp, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let (policy, handler) = (policy.clone(), handler.clone());
+                conns.spawn(async move {
+                    serve_http(tcp, peer.ip(), Some(&policy), &handler).await;
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        Target { addr, task }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+trait Lingering {
+    fn reset(&self);
+}
+
+impl Lingering for TcpStream {
+    fn reset(&self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
+impl<S> Lingering for tokio_rustls::server::TlsStream<S> {
+    fn reset(&self) {}
+}
+
+async fn serve_http<S>(mut stream: S, peer: IpAddr, policy: Option<&Policy>, handler: &Handler)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Lingering,
+{
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if head.len() > 64 * 1024 {
+            return;
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let host = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("host").then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let host_only = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_owned();
+    if let Some(policy) = policy {
+        match policy(peer, Some(&host_only)) {
+            Action::Serve => {}
+            Action::Reset => {
+                stream.reset();
+                return;
+            }
+            Action::Close => return,
+            Action::Stall => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+        }
+    }
+    let reply = handler(&host_only, &path);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut out = format!(
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    for (k, v) in &reply.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    if stream.write_all(out.as_bytes()).await.is_err() {
+        return;
+    }
+    for chunk in reply.body.chunks(64 * 1024) {
+        if stream.write_all(chunk).await.is_err() {
+            return;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// A table of names to addresses for [`FakeResolver::start`].
+pub fn table(entries: &[(&str, DnsAnswer)]) -> HashMap<String, DnsAnswer> {
+    entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
