@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::group::{Event, Evidence, Pattern, SeriesEvent, group_events, method_list};
 use crate::hash::FastMap;
 use crate::obs::{Cc, Observation, SeriesKey, SignalKind, SignalSample};
-use crate::outage::{Outage, SignalAlert, SignalSeries, alerts_of_values, group_outages};
+use crate::outage::{Outage, SignalAlert, SignalSeries, alerts_of_values, group_outages, max_age_bins};
 use crate::platform::platform_of;
 use crate::segment::{RawEvent, Viterbi, boundary, extract};
 use crate::stats::wilson;
@@ -319,6 +319,7 @@ impl Detector {
     /// re-decodes the series that changed, re-groups their groups, and classifies the outage
     /// signals' complete bins (those that ended by `now`).
     pub fn refresh(&mut self, now: i64) {
+        let now = now.clamp(MIN_TIME, MAX_TIME);
         self.watermark = self.watermark.max(now);
         self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
         let config = &self.config;
@@ -385,7 +386,10 @@ impl Detector {
         }
         let ccs = std::mem::take(&mut self.dirty_ccs);
         for cc in ccs {
-            let members: Vec<&SignalSet> = self.signal_sets.iter().filter(|s| s.cc == cc).collect();
+            // Summed in network order, not arrival order, so that the floating-point sums (and so
+            // the alerts) do not depend on which network was seen first.
+            let mut members: Vec<&SignalSet> = self.signal_sets.iter().filter(|s| s.cc == cc).collect();
+            members.sort_by_key(|s| s.asn);
             let mut alerts = Vec::new();
             for kind in SignalKind::ALL {
                 let parts: Vec<&SignalSeries> = members
@@ -396,7 +400,9 @@ impl Detector {
                 let Some(first) = parts.iter().map(|s| s.first).min() else {
                     continue;
                 };
-                let values: Vec<Option<f64>> = (first..upto)
+                let last = parts.iter().map(|s| s.first + s.len() as i64).max().unwrap_or(first);
+                let horizon = last.saturating_add(max_age_bins(config.outage.rule(kind), config) as i64);
+                let values: Vec<Option<f64>> = (first..upto.min(horizon))
                     .map(|b| {
                         let mut sum = 0.0;
                         for p in &parts {

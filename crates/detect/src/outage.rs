@@ -103,6 +103,11 @@ impl SignalSeries {
         self.sum.is_empty()
     }
 
+    /// Bins from the first reading to the last.
+    pub(crate) fn len(&self) -> usize {
+        self.sum.len()
+    }
+
     /// Adds a reading (or, for a count, an amount) to bin `b`.
     pub(crate) fn add(&mut self, b: i64, value: f64) {
         if self.sum.is_empty() {
@@ -129,13 +134,7 @@ impl SignalSeries {
 
     /// The value at position `i` (counts are zero past the last reading).
     pub(crate) fn value(&self, i: usize) -> Option<f64> {
-        if self.kind.is_count() {
-            return Some(self.sum.get(i).copied().unwrap_or(0.0));
-        }
-        match self.count.get(i) {
-            Some(&n) if n > 0 => Some(self.sum[i] / f64::from(n)),
-            _ => None,
-        }
+        value_at(self.kind, &self.sum, &self.count, i)
     }
 
     /// Classifies bins up to (not including) bin index `upto`.
@@ -143,21 +142,25 @@ impl SignalSeries {
         if self.sum.is_empty() {
             return;
         }
-        let n = (upto - self.first).max(0) as usize;
-        let from = self.dirty_from.min(self.states.len()).min(n);
         let rule = config.outage.rule(self.kind);
-        let values: Vec<Option<f64>> = (0..n).map(|i| self.value(i)).collect();
+        // Past the oldest baseline a reading may use, nothing can alert any more.
+        let horizon = self.sum.len().saturating_add(max_age_bins(rule, config));
+        let n = usize::try_from(upto.saturating_sub(self.first))
+            .unwrap_or(0)
+            .min(horizon);
+        let from = self.dirty_from.min(self.states.len()).min(n);
         self.states.truncate(from);
         self.baselines.truncate(from);
-        classify_from(
-            &values,
-            from,
-            &mut self.states,
-            &mut self.baselines,
-            rule,
-            self.kind,
-            config,
-        );
+        let Self {
+            states,
+            baselines,
+            sum,
+            count,
+            kind,
+            ..
+        } = self;
+        let value = |i: usize| value_at(*kind, sum, count, i);
+        classify_from(&value, n, from, states, baselines, *kind, config);
         self.dirty_from = n;
     }
 
@@ -167,6 +170,18 @@ impl SignalSeries {
             .into_iter()
             .map(|r| r.into_alert(self.first, self.kind, cc, asn, config))
             .collect()
+    }
+}
+
+/// A bin's value: a count's sum (zero past the last reading), a level's mean (none without
+/// readings).
+fn value_at(kind: SignalKind, sum: &[f64], count: &[u32], i: usize) -> Option<f64> {
+    if kind.is_count() {
+        return Some(sum.get(i).copied().unwrap_or(0.0));
+    }
+    match count.get(i) {
+        Some(&n) if n > 0 => Some(sum[i] / f64::from(n)),
+        _ => None,
     }
 }
 
@@ -183,11 +198,11 @@ pub(crate) fn alerts_of_values(
     let mut states = Vec::with_capacity(values.len());
     let mut baselines = Vec::with_capacity(values.len());
     classify_from(
-        values,
+        &|i: usize| values[i],
+        values.len(),
         0,
         &mut states,
         &mut baselines,
-        config.outage.rule(kind),
         kind,
         config,
     );
@@ -195,6 +210,11 @@ pub(crate) fn alerts_of_values(
         .into_iter()
         .map(|r| r.into_alert(first, kind, cc, asn, config))
         .collect()
+}
+
+/// How many bins back a baseline may reach: `max_baseline_age` windows.
+pub(crate) fn max_age_bins(rule: &SignalRule, config: &Config) -> usize {
+    bins_for(rule.window, config.bin).saturating_mul(config.outage.max_baseline_age.max(1) as usize)
 }
 
 /// Bins for a rule's durations.
@@ -226,21 +246,22 @@ pub fn classify_value(
     }
 }
 
-/// Classifies `values[from..]` given the states of `values[..from]` (pushed onto `states` and
-/// `baselines`). The baseline of bin `i` is the median of the last `window` values before it
+/// Classifies the values `value(from..n)` given the states of those before `from` (pushed onto
+/// `states` and `baselines`); only the values a baseline can still reach are read. The baseline of bin `i` is the median of the last `window` values before it
 /// that were not alerts, none older than `max_baseline_age` windows; with fewer than
 /// `min_history` of them there is no baseline.
 pub(crate) fn classify_from(
-    values: &[Option<f64>],
+    value: &dyn Fn(usize) -> Option<f64>,
+    n: usize,
     from: usize,
     states: &mut Vec<BinAlert>,
     baselines: &mut Vec<f64>,
-    rule: &SignalRule,
     kind: SignalKind,
     config: &Config,
 ) {
+    let rule = config.outage.rule(kind);
     let w = bins_for(rule.window, config.bin);
-    let max_age = w.saturating_mul(config.outage.max_baseline_age.max(1) as usize);
+    let max_age = max_age_bins(rule, config);
     let min_hist = bins_for(rule.min_history, config.bin);
     let eligible = |s: BinAlert| matches!(s, BinAlert::Normal | BinAlert::NoBaseline);
     // Rebuild the window as it stood at `from`.
@@ -251,7 +272,7 @@ pub(crate) fn classify_from(
         if from - j > max_age {
             break;
         }
-        if let Some(v) = values[j]
+        if let Some(v) = value(j)
             && eligible(states[j])
         {
             window.push_front((j, v));
@@ -264,7 +285,8 @@ pub(crate) fn classify_from(
             sorted.remove(p);
         }
     };
-    for (i, value) in values.iter().enumerate().skip(from) {
+    for i in from..n {
+        let value = value(i);
         while let Some(&(j, v)) = window.front() {
             if i - j > max_age {
                 window.pop_front();
@@ -278,14 +300,14 @@ pub(crate) fn classify_from(
         } else {
             f64::NAN
         };
-        let state = match *value {
+        let state = match value {
             None => BinAlert::Missing,
             Some(_) if baseline.is_nan() => BinAlert::NoBaseline,
             Some(v) => classify_value(v, baseline, kind, rule, &config.outage),
         };
         states.push(state);
         baselines.push(baseline);
-        if let Some(v) = *value
+        if let Some(v) = value
             && eligible(state)
         {
             window.push_back((i, v));
