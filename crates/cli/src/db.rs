@@ -53,6 +53,19 @@ impl DbUrl {
         }
     }
 
+    /// The data directory (transparency log, keys, checkpoints, ClickHouse's spool) that goes
+    /// with this store when `--data` is not given: the SQLite file's directory, else
+    /// [`DEFAULT_DATA_DIR`].
+    pub fn default_data_dir(&self) -> PathBuf {
+        match self {
+            DbUrl::Sqlite(path) => match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            DbUrl::ClickHouse(_) => PathBuf::from(DEFAULT_DATA_DIR),
+        }
+    }
+
     /// Opens the store, with ClickHouse's spool in the default data directory.
     pub fn open(&self) -> Result<Box<dyn Store>, String> {
         self.open_in(Path::new(DEFAULT_DATA_DIR))
@@ -94,6 +107,15 @@ mod tests {
         ));
         assert!(DbUrl::parse("postgres://x").is_err());
         assert!(DbUrl::parse("sqlite:").is_err());
+        assert_eq!(
+            DbUrl::parse("sqlite:a/b.db").unwrap().default_data_dir(),
+            PathBuf::from("a")
+        );
+        assert_eq!(DbUrl::parse("b.db").unwrap().default_data_dir(), PathBuf::from("."));
+        assert_eq!(
+            DbUrl::parse("clickhouse://h:1/d").unwrap().default_data_dir(),
+            PathBuf::from(DEFAULT_DATA_DIR)
+        );
         assert_eq!(
             DbUrl::parse(DEFAULT_DB).unwrap().default_rejects(),
             PathBuf::from("censorwatch-data/censorwatch.rejects.jsonl")

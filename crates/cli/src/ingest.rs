@@ -15,8 +15,14 @@
 //! `measurement_uid` or a hash of its bytes, and storing an id twice stores it once, so an ingest
 //! killed at any point and run again ends with exactly the right rows. Lines that cannot be
 //! stored are written to a rejects file (JSONL: file, line, reason, text) and the run goes on.
+//!
+//! With a [`Ledger`] (the data directory's transparency log), each batch's newly stored
+//! measurements are appended to the log right after the batch's commit, as one log batch, and
+//! their leaf indexes recorded in the store; a kill between the two is repaired when the ledger
+//! is next opened (see `censorwatch_evidence::ledger`).
 
 use crate::analyze::{self, Judge, MeasurementSink, StreamError, Summary, TextSink};
+use censorwatch_evidence::{Ledger, LedgerError};
 use censorwatch_model::{Measurement, Verdict};
 use censorwatch_store::{InsertReport, Record, Store, StoreError};
 use censorwatch_verdict::Analyzer;
@@ -55,6 +61,8 @@ pub struct IngestCounts {
     pub duplicates: u64,
     /// Lines rejected (see the rejects file).
     pub rejected: u64,
+    /// Measurements appended to the transparency log (0 without a ledger).
+    pub logged: u64,
 }
 
 /// How an ingest went.
@@ -250,12 +258,17 @@ fn work(analyzer: &Analyzer, chunks: &Mutex<Receiver<Chunk>>, to_writer: &SyncSe
 struct Written {
     inserted: InsertReport,
     rejected: u64,
+    logged: u64,
+    /// Logging was put off because the store was unreachable (it resumes when the ledger is
+    /// next reconciled).
+    log_deferred: Option<String>,
     summary: Summary,
 }
 
 /// Why the writer thread stopped early.
 enum WriteError {
     Store(StoreError),
+    Log(LedgerError),
     Rejects(io::Error),
     Judge(io::Error),
 }
@@ -263,6 +276,7 @@ enum WriteError {
 /// The writer: puts judged chunks back in input order and stores them in batches.
 fn write(
     store: &dyn Store,
+    mut ledger: Option<&mut Ledger>,
     judged: Receiver<io::Result<Judged>>,
     rejects: &mut Rejects,
     file: &str,
@@ -272,13 +286,25 @@ fn write(
     let mut next_seq = 0u64;
     let mut batch: Vec<Record> = Vec::new();
     let mut batch_bytes = 0usize;
-    let store_batch = |batch: &mut Vec<Record>, written: &mut Written| -> Result<(), WriteError> {
+    let mut store_batch = |batch: &mut Vec<Record>, written: &mut Written| -> Result<(), WriteError> {
         if batch.is_empty() {
             return Ok(());
         }
         let report = store.insert(batch).map_err(WriteError::Store)?;
         written.inserted.stored += report.stored;
         written.inserted.duplicates += report.duplicates;
+        if let Some(ledger) = ledger.as_deref_mut() {
+            if written.log_deferred.is_none() {
+                match ledger.log_stored(store, batch) {
+                    Ok(logged) => written.logged += logged.appended,
+                    // A spooled batch (ClickHouse down) is logged once it reaches the server.
+                    Err(LedgerError::Store(e @ StoreError::Unavailable { .. })) => {
+                        written.log_deferred = Some(e.to_string());
+                    }
+                    Err(e) => return Err(WriteError::Log(e)),
+                }
+            }
+        }
         batch.clear();
         Ok(())
     };
@@ -325,6 +351,7 @@ fn workers() -> usize {
 pub fn run(
     analyzer: &Analyzer,
     store: &dyn Store,
+    mut ledger: Option<&mut Ledger>,
     files: &[PathBuf],
     rejects_path: &Path,
     progress: bool,
@@ -357,7 +384,8 @@ pub fn run(
             drop(to_writer);
             let rejects = &mut rejects;
             let name = name.as_str();
-            let writer = scope.spawn(move || write(store, judged, rejects, name));
+            let ledger = ledger.as_deref_mut();
+            let writer = scope.spawn(move || write(store, ledger, judged, rejects, name));
             let mut chunker = Chunker {
                 to_workers,
                 chunk: Chunk::default(),
@@ -384,6 +412,10 @@ pub fn run(
                 rejects.flush()?;
                 return Err(match e {
                     WriteError::Store(e) => io::Error::other(format!("storing measurements from {name} failed: {e}")),
+                    WriteError::Log(e) => io::Error::other(format!(
+                        "logging the measurements stored from {name} failed: {e} (they are stored; the next \
+                         ingest or serve appends them to the log)"
+                    )),
                     WriteError::Rejects(e) => io::Error::new(
                         e.kind(),
                         format!(
@@ -400,6 +432,14 @@ pub fn run(
         outcome.counts.stored += written.inserted.stored;
         outcome.counts.duplicates += written.inserted.duplicates;
         outcome.counts.rejected += written.rejected;
+        outcome.counts.logged += written.logged;
+        if let Some(message) = &written.log_deferred {
+            writeln!(
+                err,
+                "censorwatch: the transparency log is behind: {message}; the measurements are spooled and are \
+                 logged once the store is back (next ingest or serve)"
+            )?;
+        }
         outcome.counts.read += summary.lines;
         summary.merge(&written.summary);
         outcome.summary.merge(&summary);

@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod bgp;
 pub mod db;
+pub mod evidence;
 pub mod ingest;
 pub mod input;
 pub mod serve;

@@ -44,6 +44,10 @@ enum Command {
     /// intermittent, sparse, nationwide outage, clean): the truth as text, the timeline as JSONL
     /// (--json), or the detector's score against the truth (--eval).
     Simulate(censorwatch::simulate::SimulateArgs),
+    /// Evidence from the transparency log: `bundle` (measurements, verdicts, inclusion proofs
+    /// and a signed checkpoint in one archive), `verify BUNDLE` (offline), `consistency
+    /// OLD_CHECKPOINT` (the log still extends a checkpoint published earlier).
+    Evidence(censorwatch::evidence::EvidenceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +74,10 @@ struct IngestArgs {
     /// Rejected lines (JSONL: file, line, reason, text); default: beside the SQLite file.
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
+    /// Data directory: transparency log, keys, checkpoints [default: the SQLite file's
+    /// directory, or censorwatch-data for ClickHouse].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +116,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Bgp(args) => censorwatch::bgp::run(args, &mut io::stdout().lock(), &mut io::stderr()),
+        Command::Evidence(args) => censorwatch::evidence::run(args, &mut io::stdout().lock(), &mut io::stderr()),
         Command::Simulate(args) => censorwatch::simulate::run(&args, &mut io::stdout().lock(), &mut io::stderr()),
     }
 }
@@ -120,18 +129,22 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let store = db.open().map_err(anyhow::Error::msg)?;
+    let data = args.data.unwrap_or_else(|| db.default_data_dir());
+    let store = db.open_in(&data).map_err(anyhow::Error::msg)?;
+    let mut ledger = censorwatch::evidence::open_ledger(&data, store.as_ref(), &mut io::stderr())?;
     let rejects = args.rejects.unwrap_or_else(|| db.default_rejects());
     let analyzer = Analyzer::with_builtin_fingerprints();
     let outcome = ingest::run(
         &analyzer,
         store.as_ref(),
+        Some(&mut ledger),
         &args.files,
         &rejects,
         io::stderr().is_terminal(),
         &mut io::stderr(),
     )
     .context("the ingest stopped; what was stored so far is kept, and running the same command again completes it")?;
+    censorwatch::evidence::publish_after_ingest(&ledger, outcome.counts.logged, &mut io::stderr())?;
     Ok(if outcome.failed_inputs.is_empty() {
         ExitCode::SUCCESS
     } else {

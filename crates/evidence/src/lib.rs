@@ -13,7 +13,8 @@
 //! network — verification needs nothing but the bundle (and, ideally, the log's published key).
 //!
 //! Modules: [`merkle`] (pure hashing and proofs), [`log`] (the file-backed log), [`leaf`] (what a
-//! measurement's leaf commits to), [`note`] (signed notes and keys), [`checkpoint`],
+//! measurement's leaf commits to), [`ledger`] (the log of a store: appending what it stores,
+//! reconciling after a crash), [`note`] (signed notes and keys), [`checkpoint`],
 //! [`consistency`], [`bundle`] and [`chart`] (the bundle's SVG chart).
 
 pub mod bundle;
@@ -21,6 +22,7 @@ pub mod chart;
 pub mod checkpoint;
 pub mod consistency;
 pub mod leaf;
+pub mod ledger;
 pub mod log;
 pub mod merkle;
 pub mod note;
@@ -29,6 +31,7 @@ pub use bundle::{BundleItem, BundleWriter, Report, verify_bundle};
 pub use checkpoint::{Checkpoint, open_checkpoint};
 pub use consistency::{prove_consistency, verify_consistency};
 pub use leaf::{MeasurementLeaf, measurement_leaf_hash};
+pub use ledger::{Ledger, LedgerError, record_leaf, verdict_bytes};
 pub use log::Log;
 pub use merkle::Hash;
 pub use note::{Keys, VerifierKey};

@@ -1,0 +1,390 @@
+//! `censorwatch evidence`: evidence bundles for a query, their offline verification, and the
+//! consistency of the transparency log with a checkpoint published earlier. Also the ledger
+//! plumbing `ingest` uses (open and reconcile the data directory's log, publish a checkpoint).
+//!
+//! - `bundle --cc CC --domain D --since T --until T [--out FILE]`: the matching measurements
+//!   (raw, verdicts), one inclusion proof each against a freshly signed checkpoint, a summary
+//!   and a chart, in one archive (`censorwatch_evidence::bundle`). `bundle EVENT_ID` is accepted
+//!   and refused with an explanation: detected events are not stored yet.
+//! - `verify BUNDLE [--key KEY]`: checks everything offline; names each failing file and check;
+//!   exit 1 on any failure.
+//! - `consistency OLD_CHECKPOINT [--key KEY]`: proves the current log extends the old checkpoint
+//!   (RFC 6962 consistency proof), or says why it does not; exit 1 when it does not.
+
+use crate::db::{DEFAULT_DB, DbUrl};
+use anyhow::{Context, bail};
+use censorwatch_evidence::bundle::{BundleItem, BundleWriter, verify_bundle};
+use censorwatch_evidence::checkpoint::{Checkpoint, open_checkpoint, parse_signed_checkpoint};
+use censorwatch_evidence::ledger::Reconciled;
+use censorwatch_evidence::log::LogError;
+use censorwatch_evidence::{Ledger, LedgerError, VerifierKey, verdict_bytes, verify_consistency};
+use censorwatch_store::{MeasurementQuery, Store};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+/// Most measurements one bundle holds (everything is assembled in memory).
+pub const MAX_BUNDLE_MEASUREMENTS: usize = 100_000;
+
+/// `censorwatch evidence …`.
+#[derive(Debug, clap::Args)]
+pub struct EvidenceArgs {
+    #[command(subcommand)]
+    command: EvidenceCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum EvidenceCommand {
+    /// Write an evidence bundle: the measurements matching --cc/--domain/--since/--until with
+    /// their verdicts, inclusion proofs, a signed checkpoint, a summary and a chart.
+    Bundle(BundleArgs),
+    /// Check a bundle offline: every hash, proof and signature. Exit 1 if anything fails.
+    Verify(VerifyArgs),
+    /// Prove that the current log extends an earlier signed checkpoint (a daily file from
+    /// DATA/checkpoints/, or one published elsewhere). Exit 1 if it does not.
+    Consistency(ConsistencyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// The store: sqlite:PATH or clickhouse://HOST:PORT/DB.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
+    db: String,
+    /// Data directory (log, keys) [default: the SQLite file's directory, or censorwatch-data].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn open(&self) -> anyhow::Result<(Box<dyn Store>, PathBuf)> {
+        let db = DbUrl::parse(&self.db).map_err(anyhow::Error::msg)?;
+        let data = self.data.clone().unwrap_or_else(|| db.default_data_dir());
+        let store = db.open_in(&data).map_err(anyhow::Error::msg)?;
+        Ok((store, data))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct BundleArgs {
+    /// A detected event's id (not available yet: events are not stored).
+    #[arg(value_name = "EVENT_ID", conflicts_with_all = ["cc", "domain", "since", "until"])]
+    event: Option<String>,
+    /// Country code (two letters).
+    #[arg(long, value_name = "CC")]
+    cc: Option<String>,
+    /// Domain (the host of the measured URL).
+    #[arg(long, value_name = "DOMAIN")]
+    domain: Option<String>,
+    /// Measured at or after (YYYY-MM-DD, 'YYYY-MM-DD HH:MM:SS' UTC, or RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Measured before (same forms).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// The archive to write (.tar.gz, .tar.zst or .tar) [default: evidence-CC-DOMAIN.tar.gz].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    /// The log's verifier key as its operator published it (NAME+ID+KEY, or @FILE); without it
+    /// the key inside the bundle is used, which proves integrity but not who signed.
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConsistencyArgs {
+    /// The earlier signed checkpoint (a file).
+    #[arg(value_name = "OLD_CHECKPOINT")]
+    old: PathBuf,
+    /// The verifier key the old checkpoint must be signed with (NAME+ID+KEY, or @FILE)
+    /// [default: the data directory's key].
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Runs `censorwatch evidence …`.
+pub fn run(args: EvidenceArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<ExitCode> {
+    match args.command {
+        EvidenceCommand::Bundle(a) => bundle(&a, out, err),
+        EvidenceCommand::Verify(a) => verify(&a, out),
+        EvidenceCommand::Consistency(a) => consistency(&a, out),
+    }
+}
+
+/// Opens the data directory's ledger for appending and reconciles it with `store` (what
+/// `ingest` and `evidence bundle` do first), telling `err` what reconciling repaired.
+pub fn open_ledger(data: &Path, store: &dyn Store, err: &mut impl Write) -> anyhow::Result<Ledger> {
+    let (ledger, reconciled) = Ledger::open_for(data, store).map_err(|e| explain(data, e))?;
+    report_reconciled(&reconciled, err)?;
+    Ok(ledger)
+}
+
+fn report_reconciled(r: &Reconciled, err: &mut impl Write) -> std::io::Result<()> {
+    if r.appended + r.found_in_log > 0 {
+        writeln!(
+            err,
+            "censorwatch: transparency log reconciled with the store: {} measurement(s) appended, {} found already \
+             logged (an earlier run was interrupted)",
+            r.appended, r.found_in_log
+        )?;
+    }
+    if r.unloggable > 0 {
+        writeln!(
+            err,
+            "censorwatch: {} stored measurement(s) have ids that cannot be logged (control characters or over \
+             1024 bytes) and stay out of the log",
+            r.unloggable
+        )?;
+    }
+    Ok(())
+}
+
+fn explain(data: &Path, e: LedgerError) -> anyhow::Error {
+    match e {
+        LedgerError::Log(LogError::Locked { .. }) => anyhow::anyhow!(
+            "the transparency log in {} is held by another censorwatch process (a running `censorwatch serve`?); \
+             stop it, or submit through its API instead",
+            data.join(censorwatch_evidence::LOG_DIR).display()
+        ),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// After an ingest: signs the log's head and writes it to `DATA/checkpoints/` (latest and the
+/// day's file), and says so on `err`.
+pub fn publish_after_ingest(ledger: &Ledger, logged: u64, err: &mut impl Write) -> anyhow::Result<()> {
+    ledger
+        .publish_checkpoint(SystemTime::now())
+        .context("writing the signed checkpoint failed")?;
+    let cp = ledger.checkpoint();
+    writeln!(
+        err,
+        "censorwatch: transparency log {}: {logged} appended, {} leaves, root {}; checkpoint in {}",
+        cp.origin,
+        cp.size,
+        cp.root_base64(),
+        ledger
+            .data_dir()
+            .join(censorwatch_evidence::CHECKPOINTS_DIR)
+            .join("latest.txt")
+            .display()
+    )?;
+    Ok(())
+}
+
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339 into Unix seconds.
+pub fn parse_time_arg(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp());
+    }
+    censorwatch_evidence::bundle::parse_time(t)
+        .map(|d| d.timestamp())
+        .ok_or_else(|| format!("{text:?} is not a time: use YYYY-MM-DD, 'YYYY-MM-DD HH:MM:SS' (UTC) or RFC 3339"))
+}
+
+fn bundle(a: &BundleArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<ExitCode> {
+    if let Some(event) = &a.event {
+        bail!(
+            "bundles by event id ({event}) need stored events, which censorwatch does not keep yet; \
+             ask for the same measurements with --cc CC --domain D --since T --until T"
+        );
+    }
+    if a.cc.is_none() && a.domain.is_none() {
+        bail!("say which measurements: --cc CC and/or --domain D (with --since/--until to bound the period)");
+    }
+    let since = a
+        .since
+        .as_deref()
+        .map(parse_time_arg)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let until = a
+        .until
+        .as_deref()
+        .map(parse_time_arg)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let (store, data) = a.store.open()?;
+    let ledger = match Ledger::open_for(&data, store.as_ref()) {
+        Ok((ledger, reconciled)) => {
+            report_reconciled(&reconciled, err)?;
+            ledger
+        }
+        // A running serve holds the log: prove against what it has committed.
+        Err(LedgerError::Log(LogError::Locked { .. })) => {
+            Ledger::open_read_only(&data).map_err(|e| explain(&data, e))?
+        }
+        Err(e) => return Err(explain(&data, e)),
+    };
+    let cc = a.cc.as_ref().map(|c| c.trim().to_ascii_uppercase());
+    let domain = a.domain.as_ref().map(|d| d.trim().to_ascii_lowercase());
+    let mut query = MeasurementQuery {
+        probe_cc: cc.clone(),
+        domain: domain.clone(),
+        since,
+        until,
+        limit: censorwatch_store::query::MAX_LIMIT,
+        ..Default::default()
+    };
+    let mut items = Vec::new();
+    let mut unlogged = 0u64;
+    loop {
+        let page = store.query(&query).context("querying the store failed")?;
+        for record in &page.results {
+            match ledger.prove(store.as_ref(), &record.id)? {
+                Some((full, index, proof)) => items.push(BundleItem::new(
+                    &full.id,
+                    full.raw.clone(),
+                    verdict_bytes(&full.verdict),
+                    index,
+                    proof,
+                )),
+                None => unlogged += 1,
+            }
+            if items.len() > MAX_BUNDLE_MEASUREMENTS {
+                bail!("more than {MAX_BUNDLE_MEASUREMENTS} measurements match; narrow the query with --since/--until");
+            }
+        }
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    if items.is_empty() {
+        bail!("no logged measurement matches the query; nothing to bundle");
+    }
+    // Oldest first reads best in the summary.
+    items.sort_by(|x, y| (x.time, &x.id).cmp(&(y.time, &y.id)));
+    let what = [cc.as_deref(), domain.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let fmt = |t: Option<i64>| t.map(censorwatch_store::record::format_ooni_time);
+    let title = format!("censorwatch evidence: {what}");
+    let description = serde_json::json!({
+        "query": {"cc": cc, "domain": domain, "since": fmt(since), "until": fmt(until)},
+    });
+    let path = a.out.clone().unwrap_or_else(|| {
+        let stem: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+            .collect();
+        PathBuf::from(format!("evidence-{stem}.tar.gz"))
+    });
+    let count = items.len();
+    let written = BundleWriter::new(&ledger.signed_checkpoint(), ledger.verifier())
+        .title(&title)
+        .description(description)
+        .items(items)
+        .sign_manifest(ledger.keys())
+        .write(&path)
+        .with_context(|| format!("writing the bundle {} failed", path.display()))?;
+    let cp = &written.manifest.checkpoint;
+    writeln!(
+        out,
+        "wrote {} ({count} measurements, checkpoint {} size {} root {})",
+        path.display(),
+        cp.origin,
+        cp.size,
+        cp.root
+    )?;
+    if unlogged > 0 {
+        writeln!(
+            err,
+            "censorwatch: {unlogged} matching measurement(s) are not in the log yet and were left out (the running \
+             server logs them at its next commit; run the command again)"
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A `--key` value: the key itself, or `@FILE` holding it.
+fn read_key(text: &str) -> anyhow::Result<VerifierKey> {
+    let key_text = match text.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file).with_context(|| format!("cannot read the key file {file}"))?,
+        None => text.to_owned(),
+    };
+    VerifierKey::parse(&key_text).map_err(|e| anyhow::anyhow!("--key: {e}"))
+}
+
+fn verify(a: &VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let key = a.key.as_deref().map(read_key).transpose()?;
+    let report = verify_bundle(&a.bundle, key.as_ref());
+    if a.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{report}")?;
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn consistency(a: &ConsistencyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&a.old).with_context(|| format!("cannot read {}", a.old.display()))?;
+    let (_, data) = a.store.open()?;
+    let ledger = match Ledger::open_read_only(&data) {
+        Ok(l) => l,
+        Err(e) => return Err(explain(&data, e)),
+    };
+    let key = match &a.key {
+        Some(k) => read_key(k)?,
+        None => ledger.verifier().clone(),
+    };
+    let old: Checkpoint = match open_checkpoint(&text, &key) {
+        Ok(c) => c,
+        Err(e) => {
+            // Say what the file claims even when its signature fails.
+            let claim = parse_signed_checkpoint(&text)
+                .map(|(c, _)| format!(" (it claims {} size {})", c.origin, c.size))
+                .unwrap_or_default();
+            writeln!(out, "FAIL {}: {e}{claim}", a.old.display())?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let new = ledger.checkpoint();
+    let proof = if old.size <= new.size {
+        ledger.log().consistency_proof(old.size, new.size)?
+    } else {
+        Vec::new()
+    };
+    match verify_consistency(&old, &new, &proof) {
+        Ok(()) => {
+            writeln!(
+                out,
+                "OK: the log {} at size {} (root {}) extends the checkpoint at size {} (root {}); consistency proof of \
+                 {} hashes verified",
+                new.origin,
+                new.size,
+                new.root_base64(),
+                old.size,
+                old.root_base64(),
+                proof.len()
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            writeln!(out, "FAIL: {e}")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
