@@ -241,3 +241,90 @@ impl Bins {
         self.bins.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::obs::Cc;
+
+    fn obs(time: i64, status: Status, method: Option<Method>, id: &str) -> Observation {
+        Observation {
+            time,
+            domain: Arc::from("x.com"),
+            cc: Cc::new("pk").unwrap(),
+            asn: 1,
+            status,
+            method,
+            id: Some(Arc::from(id)),
+        }
+    }
+
+    #[test]
+    fn counts_and_first_blocked_do_not_depend_on_order() {
+        let all = [
+            obs(50, Status::Blocked, Some(Method::TlsReset), "b"),
+            obs(10, Status::Ok, None, "a"),
+            obs(20, Status::Blocked, Some(Method::DnsNxdomain), "d"),
+            obs(20, Status::Blocked, Some(Method::TlsReset), "c"),
+            obs(30, Status::Down, None, "e"),
+            obs(40, Status::Inconclusive, None, "f"),
+        ];
+        let mut forward = Bin::default();
+        all.iter().for_each(|o| forward.add(o));
+        let mut backward = Bin::default();
+        all.iter().rev().for_each(|o| backward.add(o));
+        assert_eq!(forward, backward);
+        assert_eq!(
+            (forward.ok, forward.blocked, forward.down, forward.inconclusive),
+            (1, 3, 1, 1)
+        );
+        assert_eq!(forward.total(), 6);
+        assert_eq!(forward.decisive(), 4);
+        assert_eq!(forward.method_count(Method::TlsReset), 2);
+        assert_eq!(forward.dominant_method(), Some(Method::TlsReset));
+        let (t, id) = forward.first_blocked().unwrap();
+        assert_eq!((t, id.map(|s| s.as_ref())), (20, Some("c")));
+        assert_eq!(forward.blocked_share(), Some(0.75));
+        let mut merged = Bin::default();
+        merged.merge(&forward);
+        merged.merge(&backward);
+        assert_eq!(merged.blocked, 6);
+        assert_eq!(merged.method_count(Method::DnsNxdomain), 2);
+    }
+
+    #[test]
+    fn state_needs_enough_measurements() {
+        let c = Config::default();
+        let mut b = Bin::default();
+        assert_eq!(b.state(&c), BinState::Empty);
+        b.add(&obs(0, Status::Blocked, None, "x"));
+        // One blocked measurement: the interval is too wide to say.
+        assert_eq!(b.state(&c), BinState::Uncertain);
+        for i in 0..9 {
+            b.add(&obs(i, Status::Blocked, None, "x"));
+        }
+        assert_eq!(b.state(&c), BinState::Blocked);
+        let mut clear = Bin::default();
+        for i in 0..30 {
+            clear.add(&obs(i, Status::Ok, None, "x"));
+        }
+        assert_eq!(clear.state(&c), BinState::Clear);
+        let s = clear.summary(3600, &c);
+        assert_eq!(s.start, 3600);
+        assert_eq!(s.blocked_share, Some(0.0));
+        assert!(s.interval.unwrap().1 < 0.2);
+    }
+
+    #[test]
+    fn dense_bins_grow_both_ways() {
+        let mut bins = Bins::default();
+        let (_, pos, pre) = bins.slot(10);
+        assert_eq!((pos, pre, bins.first), (0, 0, 10));
+        let (_, pos, pre) = bins.slot(13);
+        assert_eq!((pos, pre, bins.len()), (3, 0, 4));
+        let (b, pos, pre) = bins.slot(7);
+        b.ok += 1;
+        assert_eq!((pos, pre, bins.first, bins.len()), (0, 3, 7, 7));
+        assert_eq!(bins.bins[0].ok, 1);
+    }
+}

@@ -290,3 +290,91 @@ pub fn parse_duration(text: &str) -> Result<i64, ConfigError> {
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("5m"), Ok(300));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration(" 1d "), Ok(DAY));
+        for bad in ["", "5", "h", "1x", "-1h", "99999999999999999999d"] {
+            assert!(matches!(parse_duration(bad), Err(ConfigError::Duration(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bin_width_limits() {
+        assert!(Config::with_bin(MIN_BIN).is_ok());
+        assert!(Config::with_bin(MAX_BIN).is_ok());
+        assert_eq!(Config::with_bin(MIN_BIN - 1), Err(ConfigError::BinWidth(MIN_BIN - 1)));
+        assert_eq!(Config::with_bin(MAX_BIN + 1), Err(ConfigError::BinWidth(MAX_BIN + 1)));
+    }
+
+    #[test]
+    fn validation_catches_each_bad_setting() {
+        let d = Config::default();
+        assert_eq!(d.validate(), Ok(()));
+        let bad = [
+            Config {
+                clear_rate: 0.8,
+                ..d.clone()
+            },
+            Config {
+                blocked_rate: 1.0,
+                ..d.clone()
+            },
+            Config {
+                switch_cost: f64::NAN,
+                ..d.clone()
+            },
+            Config {
+                open_evidence: 0.0,
+                ..d.clone()
+            },
+            Config {
+                min_cycles: 1,
+                ..d.clone()
+            },
+            Config {
+                lateness: -1,
+                ..d.clone()
+            },
+            Config {
+                share_clear: 0.6,
+                ..d.clone()
+            },
+            Config { z: 0.0, ..d.clone() },
+        ];
+        for c in bad {
+            assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))), "{c:?}");
+        }
+        let mut c = d.clone();
+        c.outage.bgp.critical = 1.5;
+        assert!(c.validate().is_err());
+        let mut c = d;
+        c.outage.volume_alpha = 0.0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn evidence_per_bin() {
+        let c = Config::default();
+        // ln(0.75 / 0.15) = ln 5 per blocked verdict, ln(0.25 / 0.85) per ok verdict.
+        assert!((c.blocked_llr() - 5f64.ln()).abs() < 1e-12);
+        assert!((c.ok_llr() - (0.25f64 / 0.85).ln()).abs() < 1e-12);
+        assert!((c.bin_llr(1, 0) - 5f64.ln()).abs() < 1e-12);
+        assert!(c.bin_llr(2, 2) > 0.0);
+        // Capped both ways, in proportion to the bin width.
+        assert_eq!(c.bin_llr(1000, 0), 10.0);
+        assert_eq!(c.bin_llr(0, 1000), -10.0);
+        let half = Config::with_bin(1800).unwrap();
+        assert_eq!(half.bin_llr(1000, 0), 5.0);
+        assert_eq!(c.close_bins(), 6);
+        assert_eq!(c.bin_of(-1), -1);
+        assert_eq!(c.bin_of(3599), 0);
+    }
+}

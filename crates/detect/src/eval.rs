@@ -436,3 +436,36 @@ pub fn evaluate(sim: &Simulation, config: &Config) -> Result<EvalReport, ConfigE
     scored.missed_targets = Targets::default().missed(&scored);
     Ok(scored)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_is_one_to_one_by_overlap() {
+        let s = |start, end| Span { start, end: Some(end) };
+        let truth = [s(0, 10), s(20, 30)];
+        let found = [s(21, 29), s(1, 9), s(2, 3)];
+        assert_eq!(match_spans(&truth, &found, 100), [(0, 1), (1, 0)]);
+        // No overlap, no match.
+        assert!(match_spans(&[s(0, 10)], &[s(10, 20)], 100).is_empty());
+        // An open span overlaps up to the horizon.
+        let open = Span { start: 50, end: None };
+        assert_eq!(match_spans(&[open], &[s(90, 95)], 100), [(0, 0)]);
+    }
+
+    #[test]
+    fn targets_name_what_is_missed() {
+        let sim = crate::sim::generate(&crate::sim::SimConfig {
+            days: 10,
+            ..Default::default()
+        });
+        let mut report = evaluate(&sim, &Config::default()).unwrap();
+        assert!(report.missed_targets.is_empty(), "{:?}", report.missed_targets);
+        report.precision = 0.5;
+        report.clean_false_events = 2;
+        let missed = Targets::default().missed(&report);
+        assert_eq!(missed.len(), 2, "{missed:?}");
+        assert!(missed[0].contains("precision"));
+    }
+}

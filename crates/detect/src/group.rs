@@ -423,3 +423,100 @@ fn build_event(platform: &str, cc: Cc, spans: Vec<Span<'_>>, config: &Config) ->
         asns,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HOUR;
+
+    fn series(domain: &str, asn: u32, start_h: i64, end_h: Option<i64>, pattern: Pattern) -> SeriesEvent {
+        let domain: Arc<str> = Arc::from(domain);
+        SeriesEvent {
+            key: SeriesKey {
+                domain: domain.clone(),
+                cc: Cc::new("PK").unwrap(),
+                asn,
+            },
+            platform: Arc::from(crate::platform::platform_of(&domain).as_ref()),
+            start: start_h * HOUR,
+            end: end_h.map(|h| h * HOUR),
+            start_after: Some((start_h - 1) * HOUR),
+            last_blocked: end_h.map_or(start_h + 10, |h| h - 1) * HOUR,
+            end_by: end_h.map(|h| h * HOUR),
+            pattern,
+            cycles: if pattern == Pattern::Intermittent { 4 } else { 1 },
+            method: Some(Method::TlsReset),
+            confidence: 0.9,
+            evidence: 50.0,
+            measurements: 100,
+            blocked: 90,
+            decisive: 95,
+            methods: vec![(Method::TlsReset, 90)],
+            first_evidence: Evidence {
+                time: start_h * HOUR,
+                domain,
+                asn,
+                id: None,
+            },
+        }
+    }
+
+    #[test]
+    fn one_event_per_platform_and_country_with_each_networks_span() {
+        let c = Config::default();
+        let ev = group_events(
+            &[
+                series("x.com", 2, 30, Some(50), Pattern::Steady),
+                series("twimg.com", 1, 20, Some(40), Pattern::Intermittent),
+                series("t.co", 1, 22, None, Pattern::Intermittent),
+                series("example.org", 1, 25, Some(26), Pattern::Steady),
+            ],
+            &c,
+        );
+        assert_eq!(ev.len(), 2);
+        let twitter = ev.iter().find(|e| e.platform.as_ref() == "twitter").unwrap();
+        assert_eq!(twitter.domain, "x.com");
+        assert_eq!(twitter.start, 20 * HOUR);
+        assert_eq!(twitter.end, None, "a network still blocked keeps the event open");
+        assert_eq!(twitter.asns.iter().map(|a| a.asn).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(twitter.asns[0].pattern, Pattern::Intermittent);
+        assert_eq!(twitter.asns[1].pattern, Pattern::Steady);
+        assert_eq!(twitter.asns[1].end, Some(50 * HOUR));
+        assert_eq!(twitter.id, format!("PK-twitter-{}", 20 * HOUR));
+        assert_eq!(twitter.measurements, 300);
+        assert_eq!(twitter.first_evidence.asn, 1);
+        let other = ev.iter().find(|e| e.platform.as_ref() == "example.org").unwrap();
+        assert_eq!(other.domain, "example.org");
+    }
+
+    #[test]
+    fn blocks_far_apart_are_separate_events() {
+        let c = Config::default();
+        let ev = group_events(
+            &[
+                series("x.com", 1, 10, Some(20), Pattern::Steady),
+                series("x.com", 2, 40, Some(50), Pattern::Steady),
+            ],
+            &c,
+        );
+        assert_eq!(ev.len(), 2);
+        assert_ne!(ev[0].id, ev[1].id);
+        // Within group_gap of each other: one.
+        let ev = group_events(
+            &[
+                series("x.com", 1, 10, Some(20), Pattern::Steady),
+                series("x.com", 2, 24, Some(50), Pattern::Steady),
+            ],
+            &c,
+        );
+        assert_eq!(ev.len(), 1);
+    }
+
+    #[test]
+    fn method_list_is_most_frequent_first() {
+        let mut counts = vec![0u64; Method::ALL.len()];
+        counts[Method::TlsReset as usize] = 3;
+        counts[Method::DnsNxdomain as usize] = 7;
+        assert_eq!(method_list(&counts), [(Method::DnsNxdomain, 7), (Method::TlsReset, 3)]);
+    }
+}

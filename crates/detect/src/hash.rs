@@ -67,3 +67,19 @@ pub(crate) type BuildWordHasher = BuildHasherDefault<WordHasher>;
 
 /// A `HashMap` with [`WordHasher`].
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildWordHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn different_keys_hash_differently() {
+        let b = BuildWordHasher::default();
+        let keys = ["", "a", "ab", "x.com", "x.con", "twitter.com", "twitter.co"];
+        let hashes: std::collections::BTreeSet<u64> = keys.iter().map(|k| b.hash_one(k)).collect();
+        assert_eq!(hashes.len(), keys.len());
+        assert_eq!(b.hash_one(("x.com", 1u32)), b.hash_one(("x.com", 1u32)));
+        assert_ne!(b.hash_one(("x.com", 1u32)), b.hash_one(("x.com", 2u32)));
+    }
+}

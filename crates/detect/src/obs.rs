@@ -165,3 +165,32 @@ impl SeriesKey {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn country_codes() {
+        assert_eq!(Cc::new("pk").unwrap().as_str(), "PK");
+        for bad in ["", "P", "PAK", "P1", "ü1"] {
+            assert!(Cc::new(bad).is_none(), "{bad}");
+        }
+        let cc: Cc = serde_json::from_str("\"ir\"").unwrap();
+        assert_eq!(serde_json::to_string(&cc).unwrap(), "\"IR\"");
+        assert!(serde_json::from_str::<Cc>("\"IRN\"").is_err());
+    }
+
+    #[test]
+    fn observation_json_uses_ooni_names() {
+        let o: Observation = serde_json::from_str(
+            r#"{"time": 1, "domain": "x.com", "probe_cc": "PK", "probe_asn": 17557, "status": "blocked", "method": "tls.reset"}"#,
+        )
+        .unwrap();
+        assert_eq!(o.asn, 17557);
+        assert_eq!(o.method, Some(Method::TlsReset));
+        assert_eq!(SeriesKey::of(&o).asn, 17557);
+        assert!(SignalKind::ProbeVolume.is_count() && !SignalKind::Bgp.is_count());
+        assert_eq!(SignalKind::ALL.map(|k| k.index()), [0, 1, 2]);
+    }
+}

@@ -552,3 +552,111 @@ pub fn group_outages(alerts: &[SignalAlert], config: &Config) -> Vec<Outage> {
     out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_and_the_poisson_guard() {
+        let c = Config::default();
+        let bgp = &c.outage.bgp;
+        assert_eq!(
+            classify_value(995.0, 1000.0, SignalKind::Bgp, bgp, &c.outage),
+            BinAlert::Normal
+        );
+        assert_eq!(
+            classify_value(980.0, 1000.0, SignalKind::Bgp, bgp, &c.outage),
+            BinAlert::Warning
+        );
+        assert_eq!(
+            classify_value(499.0, 1000.0, SignalKind::Bgp, bgp, &c.outage),
+            BinAlert::Critical
+        );
+        let vol = &c.outage.probe_volume;
+        // A volume of 0 against a baseline of 4 is too small to mean anything.
+        assert_eq!(
+            classify_value(0.0, 4.0, SignalKind::ProbeVolume, vol, &c.outage),
+            BinAlert::Normal
+        );
+        // 0 against 10: P = e^-10 = 4.5e-5, not improbable enough.
+        assert_eq!(
+            classify_value(0.0, 10.0, SignalKind::ProbeVolume, vol, &c.outage),
+            BinAlert::Normal
+        );
+        // 0 against 20: P = 2e-9.
+        assert_eq!(
+            classify_value(0.0, 20.0, SignalKind::ProbeVolume, vol, &c.outage),
+            BinAlert::Critical
+        );
+        assert_eq!(
+            classify_value(5.0, 0.0, SignalKind::Bgp, bgp, &c.outage),
+            BinAlert::Normal
+        );
+    }
+
+    #[test]
+    fn a_drop_against_the_trailing_median_is_one_alert() {
+        let c = Config::default();
+        let cc = Cc::new("PK").unwrap();
+        // 48 hours at 100, 5 hours at 10, one missing hour inside, then 100 again.
+        let mut values: Vec<Option<f64>> = vec![Some(100.0); 48];
+        values.extend([Some(10.0), Some(10.0), None, Some(10.0), Some(12.0), Some(10.0)]);
+        values.extend(vec![Some(100.0); 10]);
+        let alerts = alerts_of_values(&values, 1000, SignalKind::Bgp, cc, Some(7), &c);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let a = &alerts[0];
+        assert_eq!(a.level, Level::Critical);
+        assert_eq!(a.start, (1000 + 48) * 3600);
+        assert_eq!(a.end, Some((1000 + 54) * 3600));
+        assert_eq!((a.baseline, a.lowest), (100.0, 10.0));
+        // Too little history: nothing.
+        assert!(alerts_of_values(&values[..3], 0, SignalKind::Bgp, cc, None, &c).is_empty());
+    }
+
+    #[test]
+    fn a_long_shutdown_does_not_become_the_baseline() {
+        let c = Config::default();
+        let cc = Cc::new("PK").unwrap();
+        // Two days at 100, then three days at 5: still one open alert at the end.
+        let mut values: Vec<Option<f64>> = vec![Some(100.0); 48];
+        values.extend(vec![Some(5.0); 72]);
+        let alerts = alerts_of_values(&values, 0, SignalKind::Bgp, cc, None, &c);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].end, None);
+    }
+
+    #[test]
+    fn alerts_of_a_country_group_into_one_outage() {
+        let c = Config::default();
+        let cc = Cc::new("PK").unwrap();
+        let alert = |asn, kind, start: i64, end: i64, level| SignalAlert {
+            cc,
+            asn,
+            kind,
+            level,
+            start: start * 3600,
+            end: Some(end * 3600),
+            baseline: 100.0,
+            lowest: 1.0,
+        };
+        let out = group_outages(
+            &[
+                alert(Some(1), SignalKind::Bgp, 10, 20, Level::Critical),
+                alert(Some(2), SignalKind::ProbeVolume, 11, 19, Level::Critical),
+                alert(None, SignalKind::Bgp, 10, 20, Level::Warning),
+                alert(Some(1), SignalKind::Bgp, 100, 101, Level::Warning),
+            ],
+            &c,
+        );
+        assert_eq!(out.len(), 2);
+        let o = &out[0];
+        assert_eq!((o.start, o.end), (10 * 3600, Some(20 * 3600)));
+        assert!(o.country_wide);
+        assert_eq!(o.level, Level::Critical);
+        assert_eq!(o.asns.len(), 2);
+        // Probe volume alone is a warning at most.
+        assert_eq!(o.asns[1].level, Level::Warning);
+        assert_eq!(o.id, format!("PK-outage-{}", 10 * 3600));
+    }
+}

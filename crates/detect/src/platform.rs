@@ -108,3 +108,39 @@ pub fn label_domain(platform: &str) -> &str {
         .find(|p| p.name == platform)
         .map_or(platform, |p| p.domains[0])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn related_domains_share_a_platform() {
+        for d in [
+            "x.com",
+            "twitter.com",
+            "pbs.twimg.com",
+            "t.co",
+            "WWW.Twitter.com.",
+            "api.x.com",
+        ] {
+            assert_eq!(platform_of(d), "twitter", "{d}");
+        }
+        assert_eq!(platform_of("i.ytimg.com"), "youtube");
+        assert_eq!(platform_of("www.Example.org."), "example.org");
+        // A suffix that is not at a label boundary is another site.
+        assert_eq!(platform_of("notx.com"), "notx.com");
+        assert_eq!(platform_of("tt.co"), "tt.co");
+        assert_eq!(label_domain("twitter"), "x.com");
+        assert_eq!(label_domain("example.org"), "example.org");
+        assert_eq!(normalize_domain("x.com"), "x.com");
+    }
+
+    #[test]
+    fn every_platform_domain_maps_back_to_it() {
+        for p in PLATFORMS {
+            for d in p.domains {
+                assert_eq!(find_platform(d).map(|f| f.name), Some(p.name), "{d}");
+            }
+        }
+    }
+}

@@ -219,3 +219,94 @@ pub(crate) fn extract(bins: &Bins, states: &[u8], config: &Config) -> Vec<RawEve
     }
     events
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bins::Bin;
+
+    #[test]
+    fn hysteresis_ignores_a_stray_bin_and_follows_a_run() {
+        let cost = 3.0;
+        // One mildly blocked bin among clear ones stays clear.
+        assert!(segment(&[-2.0, -2.0, 1.5, -2.0, -2.0], cost).iter().all(|b| !b));
+        // A run of blocked bins is blocked, from its first bin to its last.
+        let s = segment(&[-2.0, -2.0, 4.0, 4.0, 4.0, -2.0, -2.0], cost);
+        assert_eq!(s, [false, false, true, true, true, false, false]);
+        // Empty bins (0) between blocked ones keep the state.
+        let s = segment(&[-2.0, 5.0, 0.0, 0.0, 5.0, -4.0], cost);
+        assert_eq!(s, [false, true, true, true, true, false]);
+        // A last clear bin weaker than the switch cost does not close it yet.
+        let s = segment(&[-2.0, 5.0, 5.0, -2.0], cost);
+        assert_eq!(s, [false, true, true, true]);
+        assert!(segment(&[], cost).is_empty());
+    }
+
+    #[test]
+    fn incremental_update_equals_a_full_decode() {
+        let llr: Vec<f64> = (0..200)
+            .map(|i| [(-1.5), 2.5, 0.0, -0.5, 3.0][(i * 7 + i / 13) % 5])
+            .collect();
+        let full = segment(&llr, 2.0);
+        let mut v = Viterbi::default();
+        for n in (10..=200).step_by(10) {
+            v.update(n, n - 10, 2.0, |i| llr[i]);
+        }
+        let incremental: Vec<bool> = v.states().iter().map(|&s| s == BLOCKED).collect();
+        assert_eq!(incremental, full);
+    }
+
+    #[test]
+    fn boundary_is_the_middle_and_the_later_of_two() {
+        assert_eq!(boundary(4usize, 5), 5);
+        assert_eq!(boundary(4usize, 6), 5);
+        assert_eq!(boundary(4i64, 7), 6);
+        assert_eq!(boundary(4i64, 8), 6);
+    }
+
+    fn bins_of(pattern: &str) -> Bins {
+        // 'b' = 5 blocked, 'o' = 5 ok, '.' = empty.
+        let bins = pattern
+            .chars()
+            .map(|c| {
+                let mut b = Bin::default();
+                match c {
+                    'b' => b.blocked = 5,
+                    'o' => b.ok = 5,
+                    _ => {}
+                }
+                b
+            })
+            .collect();
+        Bins { first: 0, bins }
+    }
+
+    fn events_of(pattern: &str, config: &Config) -> Vec<RawEvent> {
+        let bins = bins_of(pattern);
+        let mut v = Viterbi::default();
+        v.update(bins.len(), 0, config.switch_cost, |i| {
+            config.bin_llr(bins.bins[i].blocked, bins.bins[i].ok)
+        });
+        extract(&bins, v.states(), config)
+    }
+
+    #[test]
+    fn events_open_close_and_count_cycles() {
+        let c = Config::default();
+        // Closed after six clear bins with data; gaps do not count towards closing.
+        let e = events_of("oooobbbbbboo..oooooo", &c);
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].start_pos, e[0].end_pos, e[0].runs), (4, Some(10), 1));
+        assert_eq!(e[0].start_after_pos, Some(3));
+        assert_eq!(e[0].last_blocked_pos, 9);
+        // Still open: fewer than six clear bins after it.
+        let e = events_of("oooobbbbbbooo", &c);
+        assert_eq!(e[0].end_pos, None);
+        // Short clear spells inside: one event, three on-periods.
+        let e = events_of("ooobbbooobbbooobbbooooooo", &c);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].runs, 3);
+        // Too little evidence: nothing.
+        assert!(events_of("oooooboooooo", &c).is_empty());
+    }
+}

@@ -555,3 +555,45 @@ fn scenario(sim: &mut Simulation, rng: &mut Rng, kind: ScenarioKind, index: usiz
         outages,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_fixed_and_in_range() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        for _ in 0..1000 {
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
+        for _ in 0..1000 {
+            let x = a.f64();
+            assert!((0.0..1.0).contains(&x));
+            let i = a.int(3, 9);
+            assert!((3..9).contains(&i));
+        }
+        let mean = (0..20_000).map(|_| f64::from(a.poisson(4.0))).sum::<f64>() / 20_000.0;
+        assert!((mean - 4.0).abs() < 0.1, "{mean}");
+    }
+
+    #[test]
+    fn truth_is_well_formed() {
+        let sim = generate(&SimConfig {
+            days: 10,
+            ..SimConfig::default()
+        });
+        assert_eq!(sim.observations.len(), sim.arrivals.len());
+        assert!(sim.observations.windows(2).all(|w| w[0].time <= w[1].time));
+        for (o, &a) in sim.observations.iter().zip(&sim.arrivals) {
+            assert!(a >= o.time && o.time >= sim.start && o.time < sim.end);
+        }
+        for s in &sim.scenarios {
+            for t in &s.truth {
+                assert!(t.end.is_none_or(|e| t.start < e));
+                assert!(!t.on.is_empty() && t.on.windows(2).all(|w| w[0].1 < w[1].0));
+                assert_eq!(t.pattern == Pattern::Intermittent, t.on.len() >= 3);
+            }
+        }
+    }
+}
