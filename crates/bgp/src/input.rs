@@ -39,8 +39,9 @@ impl fmt::Display for Compression {
     }
 }
 
-/// Wraps `reader` in the decompressor its first bytes call for.
-pub(crate) fn decompress<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+/// Wraps `reader` in the decompressor its first bytes call for (as [`crate::MrtReader`] and
+/// [`crate::OriginTable::load`] do), for callers that want the MRT bytes themselves.
+pub fn decompress<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
     let compression = Compression::sniff(reader.fill_buf()?);
     let reader: Box<dyn Read + 'a> = match compression {
         Compression::None => Box::new(reader),

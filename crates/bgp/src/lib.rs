@@ -50,7 +50,7 @@ mod time;
 mod update;
 pub mod visibility;
 
-pub use input::Compression;
+pub use input::{Compression, decompress};
 pub use monitor::{
     ActiveEpisode, BgpMonitor, DEFAULT_BIN_SECONDS, DEFAULT_HOLD_SECONDS, MonitorConfig, MonitorStats, VisibilityScope,
 };

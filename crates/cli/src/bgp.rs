@@ -7,17 +7,23 @@
 //! read before the break counts; the other files are still read. Signals stream to stdout as they
 //! happen, one line (or `--json` object) each; a summary goes to stderr at the end.
 //!
+//! Records of types bgpkit-parser cannot read (BGP4MP_ENTRY, RIB_GENERIC, OSPF) are skipped with
+//! a note: they are not damage. A progress bar over the input bytes shows on stderr when stderr
+//! is a terminal and stdout is not.
+//!
 //! Exit codes: 0 all files read cleanly, 1 some file could not be read fully, 2 bad usage
 //! (including an `--origins` table that cannot be read).
 
 use censorwatch_bgp::{
-    BgpMonitor, DEFAULT_BIN_SECONDS, DEFAULT_HOLD_SECONDS, MonitorConfig, MrtReader, OriginTable, ReadReport, Signal,
-    VisibilityScope,
+    BgpMonitor, DEFAULT_BIN_SECONDS, DEFAULT_HOLD_SECONDS, MonitorConfig, MrtError, MrtReader, OriginTable, ReadReport,
+    Signal, VisibilityScope,
 };
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Arguments of `censorwatch bgp`.
 #[derive(Debug, clap::Args)]
@@ -93,16 +99,18 @@ pub fn run(args: BgpArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
     };
     let mut signals = Vec::new();
     let mut totals = Totals::default();
+    let progress = progress_bar(&args.files);
     for path in &args.files {
         let reader = if path.as_os_str() == "-" {
             MrtReader::new("-", io::stdin().lock())
         } else {
-            MrtReader::open(path)
+            open(path, progress.as_ref())
         };
         let reader = match reader {
             Ok(reader) => reader,
             Err(e) => {
                 writeln!(err, "censorwatch bgp: {e}")?;
+                totals.files += 1;
                 totals.failed += 1;
                 continue;
             }
@@ -111,10 +119,17 @@ pub fn run(args: BgpArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
             monitor.apply(event, &mut signals);
             printer.print(&mut out, &mut signals);
         });
-        totals.add(&report, err)?;
+        if let Some(bar) = &progress {
+            bar.suspend(|| totals.add(&report, err))?;
+        } else {
+            totals.add(&report, err)?;
+        }
         if printer.closed() {
             break;
         }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
     }
     monitor.finish(&mut signals);
     printer.print(&mut out, &mut signals);
@@ -129,6 +144,41 @@ pub fn run(args: BgpArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Opens an MRT file, counting its bytes on the progress bar.
+fn open(path: &Path, progress: Option<&ProgressBar>) -> Result<MrtReader<'static>, MrtError> {
+    let Some(bar) = progress else {
+        return MrtReader::open(path);
+    };
+    let name = path.display().to_string();
+    match File::open(path) {
+        Ok(file) => {
+            bar.set_message(name.clone());
+            MrtReader::new(name, bar.wrap_read(file))
+        }
+        Err(source) => Err(MrtError::Open { file: name, source }),
+    }
+}
+
+/// A bar over the bytes of all input files, when someone is watching stderr and the signals go
+/// elsewhere.
+fn progress_bar(files: &[PathBuf]) -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() || io::stdout().is_terminal() {
+        return None;
+    }
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+        .ok()?
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
 }
 
 /// A reader of the output that went away (`| head`) is no error.
@@ -197,6 +247,13 @@ impl Totals {
         }
         if let Some(fatal) = &report.fatal {
             writeln!(err, "censorwatch bgp: {fatal}; the records before it were used")?;
+        }
+        if let Some(first) = &report.first_unsupported {
+            writeln!(
+                err,
+                "censorwatch bgp: {}: skipped {} of {} records of a type bgpkit-parser cannot read (the first: {first})",
+                report.file, report.unsupported, report.records
+            )?;
         }
         if !report.is_clean() {
             self.failed += 1;
