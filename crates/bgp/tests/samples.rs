@@ -112,6 +112,10 @@ fn truncated(report: &ReadReport) -> (u64, u64, bool, String) {
 fn clean_samples_parse_completely() {
     for (name, downs) in [
         ("bird_bgp", 1),
+        ("bird6_bgp", 1),
+        ("bird-mrtdump_bgp", 1),
+        ("bird6-mrtdump_bgp", 1),
+        ("quagga_rib", 0),
         ("bird6-mrtdump_rib", 0),
         ("openbgpd_bgp", 2),
         ("openbgpd_rib_table", 0),
@@ -188,6 +192,39 @@ fn unsupported_record_types_are_skipped_and_named() {
         "{report:?}"
     );
     assert!(seen.iter().any(|s| s.prefix.addr().is_ipv4()) && seen.iter().any(|s| s.prefix.addr().is_ipv6()));
+}
+
+/// RIPE rrc00, 25 March 2000: two damaged MRT boundaries (bgpkit-parser's fixture notes). The
+/// fifth record's header declares a body that swallows the records after it (it fails to parse
+/// and is skipped), and the header found where it ends declares a 3.7 GB body: reading stops
+/// there, with what came before kept. No resynchronisation is attempted.
+#[test]
+fn damaged_record_boundaries_stop_the_file_where_the_framing_breaks() {
+    let name = "ripe__rrc00__2000.03__updates.20000325.0345.gz";
+    let (report, seen, _) = read_file(name);
+    let data = decompress(name);
+    let (starts, broken_at) = frames(&data);
+    let (offset, records, cut, detail) = truncated(&report);
+    assert_eq!(
+        (offset, records, cut),
+        (broken_at as u64, starts.len() as u64, false),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("-byte body, more than bgpkit-parser accepts"),
+        "{detail}"
+    );
+    assert!(report.malformed >= 1, "{report:?}");
+    let Some(MrtError::Malformed { offset: first_bad, .. }) = report.first_malformed else {
+        panic!("{report:?}")
+    };
+    assert!(starts.contains(&(first_bad as usize)) && first_bad < offset);
+    assert!(!seen.is_empty(), "the records before the damage were delivered");
+    let message = report.fatal.as_ref().unwrap().to_string();
+    assert!(
+        message.starts_with(&format!("unreadable MRT record at byte offset {offset} of {name}")),
+        "{message}"
+    );
 }
 
 /// Three RIB entries cut out of a TABLE_DUMP_V2 dump without its PEER_INDEX_TABLE: every record is
