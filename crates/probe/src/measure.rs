@@ -396,6 +396,8 @@ impl Probe {
             let scrubbed = scrub_ip(&text, ip);
             if scrubbed != text {
                 *m = Measurement::from_slice(scrubbed.as_bytes()).map_err(|e| e.to_string())?;
+                // OONI's placeholder stays even when the probe's address is that very placeholder.
+                m.probe_ip = Some("127.0.0.1".into());
             }
         }
         Ok(verdict)

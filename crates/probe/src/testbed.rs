@@ -121,9 +121,9 @@ fn reply(query: &Message, answer: &[IpAddr], rcode: ResponseCode) -> Vec<u8> {
 }
 
 impl FakeResolver {
-    /// Starts a resolver on 127.0.0.1 with `table` (names without the trailing dot, lowercase).
+    /// Starts a resolver on 127.0.0.53 with `table` (names without the trailing dot, lowercase).
     pub async fn start(table: HashMap<String, DnsAnswer>) -> FakeResolver {
-        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind a UDP port"));
+        let socket = Arc::new(UdpSocket::bind("127.0.0.53:0").await.expect("bind a UDP port"));
         let addr = socket.local_addr().expect("local address");
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];

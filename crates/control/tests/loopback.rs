@@ -1,0 +1,696 @@
+//! End to end on loopback: a fake resolver per side, TLS and HTTP targets with a test CA, the
+//! control server, and the probe — each scenario asserts the measurement's test keys and the verdict
+//! `censorwatch-verdict` gave.
+//!
+//! The censor: the probe connects from 127.0.0.2 and the control from 127.0.0.3, and a target's
+//! policy treats the two differently; the probe's resolver may lie where the control's does not.
+//! Only 127.0.0.0/8 is used.
+
+use censorwatch_control::{ControlOptions, build_state, serve};
+use censorwatch_model::web_connectivity::WebConnectivityTestKeys;
+use censorwatch_model::{Method, Status};
+use censorwatch_probe::dns::DnsConfig;
+use censorwatch_probe::testbed::{
+    Action, DnsAnswer, FakeResolver, Handler, Policy, Reply, Target, TestCa, serve_all, table,
+};
+use censorwatch_probe::{ControlClient, NetworkInfo, Outcome, Probe, ProbeConfig, TlsSettings};
+use censorwatch_verdict::Analyzer;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PROBE_IP: &str = "127.0.0.2";
+const CONTROL_IP: &str = "127.0.0.3";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn from_probe(peer: IpAddr) -> bool {
+    peer == ip(PROBE_IP)
+}
+
+fn pages() -> Handler {
+    Arc::new(|host, path| Reply::page(&format!("{host}{path}")))
+}
+
+struct Lab {
+    dir: PathBuf,
+    ca: TestCa,
+    control: SocketAddr,
+    _control_task: tokio::task::JoinHandle<()>,
+    _resolvers: Vec<FakeResolver>,
+    probe_resolver: SocketAddr,
+    http_timeout: Duration,
+}
+
+/// Starts a control whose resolver answers `control_dns`, and returns the lab; the probe's
+/// resolver answers `probe_dns`.
+async fn lab(probe_dns: &[(&str, DnsAnswer)], control_dns: &[(&str, DnsAnswer)]) -> Lab {
+    let dir = std::env::temp_dir().join(format!("cw-probe-lab-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new("censorwatch test CA");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("asn.csv"), "127.0.0.0,127.0.0.255,64512,Loopback Test ISP\n").unwrap();
+    std::fs::write(dir.join("cc.csv"), "127.0.0.0,127.0.0.255,PK\n").unwrap();
+    let pr = FakeResolver::start(table(probe_dns)).await;
+    let cr = FakeResolver::start(table(control_dns)).await;
+    let options = ControlOptions {
+        asn_db: Some(dir.join("asn.csv")),
+        country_db: Some(dir.join("cc.csv")),
+        allow_private: true,
+        resolver: Some(cr.addr()),
+        ca_files: vec![dir.join("ca.pem")],
+        local_ip: Some(ip(CONTROL_IP)),
+        connect_timeout: Duration::from_secs(2),
+        http_timeout: Duration::from_secs(2),
+        ..ControlOptions::default()
+    };
+    let state = build_state(&options).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.4:0").await.unwrap();
+    let control = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        serve(listener, state, std::future::pending()).await.unwrap();
+    });
+    Lab {
+        dir,
+        ca,
+        control,
+        _control_task: task,
+        probe_resolver: pr.addr(),
+        _resolvers: vec![pr, cr],
+        http_timeout: Duration::from_secs(2),
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Lab {
+    async fn probe(&self) -> Probe {
+        let tls = TlsSettings::new(&[self.dir.join("ca.pem").as_path()]).unwrap();
+        let mut config = ProbeConfig::new(tls.clone());
+        config.dns = DnsConfig {
+            getaddrinfo: false,
+            udp: Some(self.probe_resolver),
+            timeout: Duration::from_secs(2),
+            duplicate_window: Duration::from_millis(100),
+        };
+        config.connect_timeout = Duration::from_secs(2);
+        config.tls_timeout = Duration::from_secs(2);
+        config.http_timeout = self.http_timeout;
+        config.local_ip = Some(ip(PROBE_IP));
+        let client = ControlClient::new(
+            format!("http://{}/", self.control).parse().unwrap(),
+            tls,
+            Duration::from_secs(15),
+        )
+        .unwrap();
+        let who = client.whoami().await.unwrap();
+        config.network = NetworkInfo {
+            asn: who.probe_asn,
+            cc: who.probe_cc,
+            network_name: who.probe_network_name,
+            public_ip: Some(who.ip),
+        };
+        config.control = Some(client);
+        Probe::new(config, Arc::new(Analyzer::with_builtin_fingerprints()))
+    }
+
+    async fn measure(&self, url: &str) -> (Outcome, WebConnectivityTestKeys) {
+        let outcome = self.probe().await.measure(url).await.unwrap();
+        let keys = outcome.measurement.web_connectivity().unwrap().unwrap();
+        // The measurement as written judges the same when read back (as `analyze` would).
+        let text = serde_json::to_string(&outcome.measurement).unwrap();
+        let reread = censorwatch_model::Measurement::from_slice(text.as_bytes()).unwrap();
+        let again = Analyzer::with_builtin_fingerprints().verdict(&reread).unwrap();
+        assert_eq!(again, outcome.verdict, "the verdict changed on re-reading");
+        (outcome, keys)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn addrs(ips: &[&str]) -> DnsAnswer {
+    DnsAnswer::Addrs(ips.iter().map(|s| ip(s)).collect())
+}
+
+fn failure_str(f: &Option<censorwatch_model::Failure>) -> Option<&str> {
+    f.as_ref().map(|f| f.as_str())
+}
+
+fn status_method(o: &Outcome) -> (Status, Option<Method>) {
+    (o.verdict.status, o.verdict.method)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_over_https_is_ok_and_fully_recorded() {
+    let dns = [("x.com", addrs(&["127.0.0.10"]))];
+    let lab = lab(&dns, &dns).await;
+    let target = Target::https(
+        ip("127.0.0.10"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        pages(),
+    )
+    .await;
+    let url = format!("https://x.com:{}/", target.port());
+    let (o, k) = lab.measure(&url).await;
+    assert_eq!(status_method(&o), (Status::Ok, None), "{:?}", o.verdict);
+    let m = &o.measurement;
+    assert_eq!(m.software_name.as_deref(), Some("censorwatch"));
+    assert_eq!(m.test_name.as_deref(), Some("web_connectivity"));
+    assert_eq!(m.probe_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(m.probe_asn.as_deref(), Some("AS64512"));
+    assert_eq!(m.probe_cc.as_deref(), Some("PK"));
+    assert_eq!(m.probe_network_name.as_deref(), Some("Loopback Test ISP"));
+    assert_eq!(m.data_format_version.as_deref(), Some("0.2.0"));
+    let start = m.measurement_start_time.as_deref().unwrap();
+    assert_eq!(start.len(), 19, "{start}");
+    assert_eq!(&start[10..11], " ");
+    // DNS: A and AAAA over UDP with rcodes and the raw reply.
+    let queries = k.queries.as_ref().unwrap();
+    let a = queries.iter().find(|q| q.query_type.as_deref() == Some("A")).unwrap();
+    assert_eq!(a.engine.as_deref(), Some("udp"));
+    assert_eq!(a.rcode, Some(0));
+    assert!(a.raw_response.as_deref().is_some_and(|r| !r.is_empty()));
+    assert_eq!(a.answers.as_ref().unwrap()[0].ipv4.as_deref(), Some("127.0.0.10"));
+    let aaaa = queries
+        .iter()
+        .find(|q| q.query_type.as_deref() == Some("AAAA"))
+        .unwrap();
+    assert_eq!(failure_str(&aaaa.failure), Some("dns_no_answer"));
+    assert!(k.x_dns_duplicate_responses.as_ref().unwrap().is_empty());
+    // TCP, TLS, HTTP joined by transaction id.
+    let tcp = &k.tcp_connect.as_ref().unwrap()[0];
+    assert_eq!(tcp.status.as_ref().unwrap().success, Some(true));
+    let tls = &k.tls_handshakes.as_ref().unwrap()[0];
+    assert_eq!(tls.failure, None);
+    assert_eq!(tls.server_name.as_deref(), Some("x.com"));
+    assert_eq!(tls.no_tls_verify, Some(false));
+    assert_eq!(tls.tls_version.as_deref(), Some("TLSv1.3"));
+    assert_eq!(tls.peer_certificates.as_ref().unwrap().len(), 2, "leaf and CA");
+    assert_eq!(tls.transaction_id, tcp.transaction_id);
+    let req = &k.requests.as_ref().unwrap()[0];
+    assert_eq!(req.transaction_id, tcp.transaction_id);
+    let resp = req.response.as_ref().unwrap();
+    assert_eq!(resp.code, Some(200));
+    assert!(resp.body.as_ref().unwrap().text().contains("<title>x.com/</title>"));
+    assert_eq!(k.http_experiment_failure, None);
+    // Events with times.
+    let ops: Vec<&str> = k
+        .network_events
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.operation.as_deref())
+        .collect();
+    for op in [
+        "connect",
+        "tls_handshake_start",
+        "tls_handshake_done",
+        "write",
+        "read",
+        "bytes_received_cumulative",
+    ] {
+        assert!(ops.contains(&op), "no {op} event in {ops:?}");
+    }
+    // The control's view, and OONI's opinion keys filled from the verdict.
+    let control = k.control.as_ref().unwrap();
+    assert_eq!(control.http_request.as_ref().unwrap().status_code, Some(200));
+    assert_eq!(control.http_request.as_ref().unwrap().title.as_deref(), Some("x.com/"));
+    assert_eq!(
+        control.dns.as_ref().unwrap().addrs.as_ref().unwrap(),
+        &vec!["127.0.0.10".to_string()]
+    );
+    let ep = format!("127.0.0.10:{}", target.port());
+    assert_eq!(control.tcp_connect.as_ref().unwrap()[&ep].status, Some(true));
+    assert_eq!(control.tls_handshake.as_ref().unwrap()[&ep].status, Some(true));
+    assert_eq!(control.ip_info.as_ref().unwrap()["127.0.0.10"].asn, Some(64512));
+    assert_eq!(
+        control.ip_info.as_ref().unwrap()["127.0.0.10"].flags,
+        Some(1 | 2 | 4 | 8)
+    );
+    assert_eq!(k.control_failure, None);
+    assert_eq!(k.accessible, Some(true));
+    assert_eq!(serde_json::to_value(k.blocking).unwrap(), serde_json::json!(false));
+    // The probe's address as the control saw it (127.0.0.1 here) appears nowhere but in OONI's
+    // placeholder probe_ip.
+    let text = serde_json::to_string(m)
+        .unwrap()
+        .replacen(r#""probe_ip":"127.0.0.1""#, "", 1);
+    assert_eq!(censorwatch_probe::measure::scrub_ip(&text, "127.0.0.1"), text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nxdomain_from_the_probes_resolver_is_dns_blocking() {
+    let lab = lab(&[("x.com", DnsAnswer::Nxdomain)], &[("x.com", addrs(&["127.0.0.11"]))]).await;
+    let target = Target::https(
+        ip("127.0.0.11"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        pages(),
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::DnsNxdomain)),
+        "{:?}",
+        o.verdict
+    );
+    assert_eq!(failure_str(&k.dns_experiment_failure), Some("dns_nxdomain_error"));
+    assert!(k.queries.as_ref().unwrap().iter().all(|q| q.rcode == Some(3)));
+    assert!(k.tcp_connect.as_ref().unwrap().is_empty());
+    assert_eq!(serde_json::to_value(k.blocking).unwrap(), serde_json::json!("dns"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_by_the_probes_resolver_is_dns_refused() {
+    let lab = lab(&[("x.com", DnsAnswer::Refused)], &[("x.com", addrs(&["127.0.0.12"]))]).await;
+    let target = Target::https(
+        ip("127.0.0.12"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        pages(),
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::DnsRefused)),
+        "{:?}",
+        o.verdict
+    );
+    assert_eq!(failure_str(&k.dns_experiment_failure), Some("dns_refused_error"));
+    assert!(k.queries.as_ref().unwrap().iter().all(|q| q.rcode == Some(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nxdomain_everywhere_is_down_not_blocked() {
+    let lab = lab(&[], &[]).await;
+    let (o, k) = lab.measure("https://gone.example:8443/").await;
+    assert_eq!(o.verdict.status, Status::Down, "{:?}", o.verdict);
+    assert_eq!(
+        failure_str(&k.control.as_ref().unwrap().dns.as_ref().unwrap().failure),
+        Some("dns_name_error")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_dns_answer_is_caught_as_a_duplicate() {
+    let lab = lab(
+        &[(
+            "x.com",
+            DnsAnswer::Injected {
+                first: vec![ip("127.0.0.99")],
+                then: vec![ip("127.0.0.13")],
+            },
+        )],
+        &[("x.com", addrs(&["127.0.0.13"]))],
+    )
+    .await;
+    let target = Target::https(
+        ip("127.0.0.13"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        pages(),
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    let dups: Vec<_> = k
+        .x_dns_duplicate_responses
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|q| q.query_type.as_deref() == Some("A"))
+        .collect();
+    assert_eq!(dups.len(), 1, "{dups:?}");
+    assert_eq!(dups[0].answers.as_ref().unwrap()[0].ipv4.as_deref(), Some("127.0.0.13"));
+    let a = k
+        .queries
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|q| q.query_type.as_deref() == Some("A"))
+        .unwrap();
+    assert_eq!(a.answers.as_ref().unwrap()[0].ipv4.as_deref(), Some("127.0.0.99"));
+    assert_eq!(o.verdict.status, Status::Blocked, "{:?}", o.verdict);
+    assert_eq!(o.verdict.method.unwrap().layer(), "dns", "{:?}", o.verdict);
+}
+
+fn sni_reset_for_probe(name: &'static str) -> Policy {
+    Arc::new(move |peer, sni| {
+        if from_probe(peer) && sni == Some(name) {
+            Action::Reset
+        } else {
+            Action::Serve
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_filtering_is_told_apart_by_the_decoy() {
+    let dns = [("x.com", addrs(&["127.0.0.14"]))];
+    let lab = lab(&dns, &dns).await;
+    let target = Target::https(
+        ip("127.0.0.14"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        sni_reset_for_probe("x.com"),
+        pages(),
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::TlsReset)),
+        "{:?}",
+        o.verdict
+    );
+    assert!(o.verdict.confidence >= 0.95, "{:?}", o.verdict);
+    assert!(
+        o.verdict.reasons.iter().any(|r| r.contains("decoy SNI example.org")),
+        "{:?}",
+        o.verdict.reasons
+    );
+    let hs = k.tls_handshakes.as_ref().unwrap();
+    assert_eq!(hs.len(), 2);
+    assert_eq!(failure_str(&hs[0].failure), Some("connection_reset"));
+    assert_eq!(hs[1].server_name.as_deref(), Some("example.org"));
+    assert_eq!(hs[1].no_tls_verify, Some(true));
+    assert_eq!(hs[1].failure, None);
+    assert!(hs[1].tags.as_ref().unwrap().contains(&"sni_decoy".to_string()));
+    assert_eq!(failure_str(&k.http_experiment_failure), Some("connection_reset"));
+    assert_eq!(
+        serde_json::to_value(k.blocking).unwrap(),
+        serde_json::json!("http-failure")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_for_every_name_is_not_called_sni_filtering() {
+    let dns = [("x.com", addrs(&["127.0.0.15"]))];
+    let lab = lab(&dns, &dns).await;
+    let policy: Policy = Arc::new(|peer, _| if from_probe(peer) { Action::Reset } else { Action::Serve });
+    let target = Target::https(ip("127.0.0.15"), 0, lab.ca.server_config(&["x.com"]), policy, pages()).await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::TlsReset)),
+        "{:?}",
+        o.verdict
+    );
+    assert!(o.verdict.confidence < 0.95, "{:?}", o.verdict);
+    let hs = k.tls_handshakes.as_ref().unwrap();
+    assert_eq!(hs.len(), 2, "the decoy was tried");
+    assert_eq!(failure_str(&hs[1].failure), Some("connection_reset"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eof_after_client_hello_is_tls_eof() {
+    let dns = [("x.com", addrs(&["127.0.0.16"]))];
+    let lab = lab(&dns, &dns).await;
+    let policy: Policy = Arc::new(|peer, sni| {
+        if from_probe(peer) && sni == Some("x.com") {
+            Action::Close
+        } else {
+            Action::Serve
+        }
+    });
+    let target = Target::https(ip("127.0.0.16"), 0, lab.ca.server_config(&["x.com"]), policy, pages()).await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::TlsEof)),
+        "{:?}",
+        o.verdict
+    );
+    assert_eq!(
+        failure_str(&k.tls_handshakes.as_ref().unwrap()[0].failure),
+        Some("eof_error")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_for_another_name_is_down_when_the_control_sees_it_too() {
+    let dns = [("x.com", addrs(&["127.0.0.17"]))];
+    let lab = lab(&dns, &dns).await;
+    let target = Target::https(
+        ip("127.0.0.17"),
+        0,
+        lab.ca.server_config(&["other.example"]),
+        serve_all(),
+        pages(),
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(o.verdict.status, Status::Down, "{:?}", o.verdict);
+    let hs = k.tls_handshakes.as_ref().unwrap();
+    assert_eq!(hs.len(), 1, "no decoy for a certificate problem");
+    assert_eq!(failure_str(&hs[0].failure), Some("ssl_invalid_hostname"));
+    assert_eq!(
+        hs[0].peer_certificates.as_ref().unwrap().len(),
+        2,
+        "the chain is kept on failure"
+    );
+    let ep = format!("127.0.0.17:{}", target.port());
+    assert_eq!(
+        failure_str(&k.control.as_ref().unwrap().tls_handshake.as_ref().unwrap()[&ep].failure),
+        Some("ssl_invalid_hostname")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_authority_is_recorded_and_down() {
+    let dns = [("x.com", addrs(&["127.0.0.18"]))];
+    let lab = lab(&dns, &dns).await;
+    let rogue = TestCa::new("some other CA");
+    let target = Target::https(
+        ip("127.0.0.18"),
+        0,
+        rogue.server_config(&["x.com"]),
+        serve_all(),
+        pages(),
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(o.verdict.status, Status::Down, "{:?}", o.verdict);
+    assert_eq!(
+        failure_str(&k.tls_handshakes.as_ref().unwrap()[0].failure),
+        Some("ssl_unknown_authority")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_chain_is_recorded_hop_by_hop() {
+    let dns = [
+        ("twitter.com", addrs(&["127.0.0.19"])),
+        ("x.com", addrs(&["127.0.0.20"])),
+    ];
+    let lab = lab(&dns, &dns).await;
+    let tls_target = Target::https(ip("127.0.0.20"), 0, lab.ca.server_config(&["x.com"]), serve_all(), {
+        Arc::new(|host: &str, path: &str| {
+            if path == "/" {
+                Reply::redirect("/home")
+            } else {
+                Reply::page(&format!("{host}{path}"))
+            }
+        })
+    })
+    .await;
+    let x_port = tls_target.port();
+    let http_target = Target::http(
+        ip("127.0.0.19"),
+        0,
+        serve_all(),
+        Arc::new(move |_: &str, _: &str| Reply::redirect(&format!("https://x.com:{x_port}/"))),
+    )
+    .await;
+    let (o, k) = lab
+        .measure(&format!("http://twitter.com:{}/", http_target.port()))
+        .await;
+    assert_eq!(o.verdict.status, Status::Ok, "{:?}", o.verdict);
+    let reqs = k.requests.as_ref().unwrap();
+    assert_eq!(reqs.len(), 3);
+    // Last hop first, as OONI writes them.
+    let url = |i: usize| reqs[i].request.as_ref().unwrap().url.clone().unwrap();
+    assert_eq!(url(0), format!("https://x.com:{x_port}/home"));
+    assert_eq!(url(2), format!("http://twitter.com:{}/", http_target.port()));
+    assert_eq!(reqs[0].tags.as_ref().unwrap(), &vec!["depth=2".to_string()]);
+    assert_eq!(reqs[2].response.as_ref().unwrap().code, Some(302));
+    assert!(
+        k.queries.as_ref().unwrap().iter().any(
+            |q| q.hostname.as_deref() == Some("x.com") && q.tags.as_ref().unwrap().contains(&"depth=1".to_string())
+        )
+    );
+    assert_eq!(
+        k.control
+            .as_ref()
+            .unwrap()
+            .http_request
+            .as_ref()
+            .unwrap()
+            .title
+            .as_deref(),
+        Some("x.com/home")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_ten_redirects_stop_and_the_site_is_down() {
+    let dns = [("x.com", addrs(&["127.0.0.21"]))];
+    let lab = lab(&dns, &dns).await;
+    let handler: Handler = Arc::new(|_: &str, path: &str| {
+        let n: u32 = path.trim_start_matches("/r/").parse().unwrap_or(0);
+        Reply::redirect(&format!("/r/{}", n + 1))
+    });
+    let target = Target::https(
+        ip("127.0.0.21"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        handler,
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/r/0", target.port())).await;
+    assert_eq!(k.requests.as_ref().unwrap().len(), 11);
+    assert_eq!(
+        failure_str(&k.http_experiment_failure),
+        Some("unknown_failure: stopped after too many redirects")
+    );
+    assert_eq!(o.verdict.status, Status::Down, "{:?}", o.verdict);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_truncated_at_512_kib() {
+    let dns = [("x.com", addrs(&["127.0.0.22"]))];
+    let lab = lab(&dns, &dns).await;
+    let handler: Handler = Arc::new(|_: &str, _: &str| Reply {
+        body: vec![b'a'; 3 << 20],
+        ..Reply::page("big")
+    });
+    let target = Target::https(
+        ip("127.0.0.22"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        handler,
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(o.verdict.status, Status::Ok, "{:?}", o.verdict);
+    let resp = k.requests.as_ref().unwrap()[0].response.as_ref().unwrap();
+    assert_eq!(resp.body_is_truncated, Some(true));
+    assert_eq!(resp.body.as_ref().unwrap().len(), 512 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_times_out_for_both_and_is_down() {
+    let dns = [("x.com", addrs(&["127.0.0.23"]))];
+    let mut lab = lab(&dns, &dns).await;
+    lab.http_timeout = Duration::from_millis(500);
+    let handler: Handler = Arc::new(|_: &str, _: &str| Reply {
+        delay: Duration::from_secs(4),
+        ..Reply::page("slow")
+    });
+    let target = Target::https(
+        ip("127.0.0.23"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        handler,
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(failure_str(&k.http_experiment_failure), Some("generic_timeout_error"));
+    assert_eq!(
+        failure_str(&k.control.as_ref().unwrap().http_request.as_ref().unwrap().failure),
+        Some("generic_timeout_error")
+    );
+    assert_eq!(o.verdict.status, Status::Down, "{:?}", o.verdict);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_blackholing_is_tls_timeout() {
+    let dns = [("x.com", addrs(&["127.0.0.24"]))];
+    let lab = lab(&dns, &dns).await;
+    let policy: Policy = Arc::new(|peer, sni| {
+        if from_probe(peer) && sni == Some("x.com") {
+            Action::Stall
+        } else {
+            Action::Serve
+        }
+    });
+    let target = Target::https(ip("127.0.0.24"), 0, lab.ca.server_config(&["x.com"]), policy, pages()).await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::TlsTimeout)),
+        "{:?}",
+        o.verdict
+    );
+    assert_eq!(
+        failure_str(&k.tls_handshakes.as_ref().unwrap()[0].failure),
+        Some("generic_timeout_error")
+    );
+    assert_eq!(
+        k.tls_handshakes.as_ref().unwrap()[1].failure,
+        None,
+        "the decoy got through"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_header_reset_over_plain_http_is_http_reset() {
+    let dns = [("x.com", addrs(&["127.0.0.25"]))];
+    let lab = lab(&dns, &dns).await;
+    let policy: Policy = Arc::new(|peer, host| {
+        if from_probe(peer) && host == Some("x.com") {
+            Action::Reset
+        } else {
+            Action::Serve
+        }
+    });
+    let target = Target::http(ip("127.0.0.25"), 0, policy, pages()).await;
+    let (o, k) = lab.measure(&format!("http://x.com:{}/", target.port())).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::HttpReset)),
+        "{:?}",
+        o.verdict
+    );
+    assert_eq!(
+        failure_str(&k.requests.as_ref().unwrap()[0].failure),
+        Some("connection_reset")
+    );
+    assert_eq!(
+        k.tcp_connect.as_ref().unwrap()[0].status.as_ref().unwrap().success,
+        Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_everywhere_is_down() {
+    let dns = [("x.com", addrs(&["127.0.0.26"]))];
+    let lab = lab(&dns, &dns).await;
+    // Nothing listens on 127.0.0.26:9.
+    let (o, k) = lab.measure("https://x.com:9/").await;
+    assert_eq!(
+        failure_str(&k.tcp_connect.as_ref().unwrap()[0].status.as_ref().unwrap().failure),
+        Some("connection_refused")
+    );
+    assert_eq!(o.verdict.status, Status::Down, "{:?}", o.verdict);
+}
