@@ -6,11 +6,11 @@ use crate::config::Config;
 use crate::obs::Observation;
 use crate::stats::wilson;
 use censorwatch_model::verdict::{Method, Status};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// What one bin's measurements say on their own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BinState {
     /// No decisive (`ok` or `blocked`) measurement.
@@ -184,7 +184,7 @@ pub(crate) fn dominant<T: Copy + Ord + Default>(counts: &[T]) -> Option<Method> 
 }
 
 /// One bin, for display and export.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BinSummary {
     /// The bin's start, Unix seconds.
     pub start: i64,

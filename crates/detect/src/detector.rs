@@ -13,11 +13,11 @@ use crate::config::{Config, ConfigError};
 use crate::group::{Event, Evidence, Pattern, SeriesEvent, group_events, method_list};
 use crate::hash::FastMap;
 use crate::obs::{Cc, Observation, SeriesKey, SignalKind, SignalSample};
-use crate::outage::{Outage, SignalAlert, SignalSeries, alerts_of_values, group_outages, max_age_bins};
+use crate::outage::{CountrySignal, Outage, SignalAlert, SignalSeries, group_outages};
 use crate::platform::platform_of;
 use crate::segment::{RawEvent, Viterbi, boundary, extract};
 use crate::stats::wilson;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -64,7 +64,7 @@ pub enum Refused {
 }
 
 /// Counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Observations accepted.
     pub observations: u64,
@@ -79,7 +79,7 @@ pub struct Stats {
 }
 
 /// Everything a batch run finds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Country-level blocking events.
     pub events: Vec<Event>,
@@ -122,6 +122,15 @@ struct SignalSet {
     alerts: Vec<SignalAlert>,
 }
 
+/// A country's networks and its summed signals.
+#[derive(Debug)]
+struct Country {
+    /// Its networks' signal sets, by ASN.
+    members: Vec<usize>,
+    signals: [CountrySignal; 3],
+    alerts: Vec<SignalAlert>,
+}
+
 /// The incremental detector (see the module doc).
 #[derive(Debug)]
 pub struct Detector {
@@ -135,7 +144,7 @@ pub struct Detector {
     signal_index: FastMap<(Cc, u32), usize>,
     signal_sets: Vec<SignalSet>,
     dirty_ccs: BTreeSet<Cc>,
-    country_alerts: FastMap<Cc, Vec<SignalAlert>>,
+    countries: FastMap<Cc, Country>,
     classified_upto: Option<i64>,
     outages: Option<Vec<Outage>>,
     watermark: i64,
@@ -160,7 +169,7 @@ impl Detector {
             signal_index: FastMap::default(),
             signal_sets: Vec::new(),
             dirty_ccs: BTreeSet::new(),
-            country_alerts: FastMap::default(),
+            countries: FastMap::default(),
             classified_upto: None,
             outages: None,
             watermark: i64::MIN,
@@ -229,6 +238,14 @@ impl Detector {
             alerts: Vec::new(),
         });
         self.signal_index.insert((cc, asn), i);
+        let country = self.countries.entry(cc).or_insert_with(|| Country {
+            members: Vec::new(),
+            signals: SignalKind::ALL.map(CountrySignal::new),
+            alerts: Vec::new(),
+        });
+        let sets = &self.signal_sets;
+        let at = country.members.partition_point(|&m| sets[m].asn < asn);
+        country.members.insert(at, i);
         i
     }
 
@@ -384,40 +401,28 @@ impl Detector {
             }
             self.dirty_ccs.insert(set.cc);
         }
-        let ccs = std::mem::take(&mut self.dirty_ccs);
-        for cc in ccs {
-            // Summed in network order, not arrival order, so that the floating-point sums (and so
-            // the alerts) do not depend on which network was seen first.
-            let mut members: Vec<&SignalSet> = self.signal_sets.iter().filter(|s| s.cc == cc).collect();
-            members.sort_by_key(|s| s.asn);
+        for cc in std::mem::take(&mut self.dirty_ccs) {
+            let Some(country) = self.countries.get_mut(&cc) else {
+                continue;
+            };
             let mut alerts = Vec::new();
             for kind in SignalKind::ALL {
-                let parts: Vec<&SignalSeries> = members
+                let k = kind.index();
+                let mut changed = i64::MAX;
+                for &m in &country.members {
+                    changed = changed.min(self.signal_sets[m].series[k].take_changed());
+                }
+                // In network order (see CountrySignal::update).
+                let parts: Vec<&SignalSeries> = country
+                    .members
                     .iter()
-                    .map(|m| &m.series[kind.index()])
-                    .filter(|s| !s.is_empty())
+                    .map(|&m| &self.signal_sets[m].series[k])
                     .collect();
-                let Some(first) = parts.iter().map(|s| s.first).min() else {
-                    continue;
-                };
-                let last = parts.iter().map(|s| s.first + s.len() as i64).max().unwrap_or(first);
-                let horizon = last.saturating_add(max_age_bins(config.outage.rule(kind), config) as i64);
-                let values: Vec<Option<f64>> = (first..upto.min(horizon))
-                    .map(|b| {
-                        let mut sum = 0.0;
-                        for p in &parts {
-                            if b < p.first {
-                                continue;
-                            }
-                            sum += p.value((b - p.first) as usize)?;
-                        }
-                        Some(sum)
-                    })
-                    .collect();
-                alerts.extend(alerts_of_values(&values, first, kind, cc, None, config));
+                country.signals[k].update(&parts, changed, upto, config);
+                alerts.extend(country.signals[k].alerts(cc, config));
             }
-            let old = self.country_alerts.insert(cc, alerts);
-            if old.as_ref() != self.country_alerts.get(&cc) {
+            if alerts != country.alerts {
+                country.alerts = alerts;
                 self.outages = None;
             }
         }
@@ -446,7 +451,7 @@ impl Detector {
             .signal_sets
             .iter()
             .flat_map(|s| s.alerts.iter().cloned())
-            .chain(self.country_alerts.values().flatten().cloned())
+            .chain(self.countries.values().flat_map(|c| c.alerts.iter().cloned()))
             .collect();
         out.sort_by_key(|a| (a.cc, a.asn, a.kind, a.start));
         out

@@ -10,12 +10,12 @@ use crate::obs::{Cc, SeriesKey};
 use crate::platform::label_domain;
 use crate::stats::wilson;
 use censorwatch_model::verdict::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Whether a block holds or comes and goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pattern {
     /// Blocked throughout.
@@ -25,7 +25,7 @@ pub enum Pattern {
 }
 
 /// The first measurement that showed a block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// When it was taken, Unix seconds.
     pub time: i64,
@@ -38,7 +38,7 @@ pub struct Evidence {
 }
 
 /// A blocking event in one series (domain, country, network).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesEvent {
     /// The series.
     #[serde(flatten)]
@@ -82,7 +82,7 @@ pub struct SeriesEvent {
 }
 
 /// One network's share of a country-level event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsnSpan {
     /// The network.
     pub asn: u32,
@@ -107,7 +107,7 @@ pub struct AsnSpan {
 }
 
 /// A block of one platform in one country: the event censorwatch reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// `CC-platform-STARTBIN` (Unix seconds of the start bin). Derived from the data, so late
     /// measurements that move the start also change it.

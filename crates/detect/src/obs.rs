@@ -145,7 +145,7 @@ pub struct SignalSample {
 }
 
 /// One time series of blocking evidence: a domain measured from one network of one country.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesKey {
     /// The measured domain.
     pub domain: Arc<str>,

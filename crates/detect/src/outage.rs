@@ -12,11 +12,11 @@
 use crate::config::{Config, OutageConfig, SignalRule};
 use crate::obs::{Cc, SignalKind};
 use crate::stats::{poisson_cdf, sorted_median};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How far a signal fell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Below the warning share of its baseline.
@@ -26,7 +26,7 @@ pub enum Level {
 }
 
 /// What one bin of a signal says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BinAlert {
     /// No reading in this bin (levels only; a count is zero instead).
@@ -52,7 +52,7 @@ impl BinAlert {
 }
 
 /// A run of alert bins of one signal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalAlert {
     /// The country.
     pub cc: Cc,
@@ -82,6 +82,9 @@ pub(crate) struct SignalSeries {
     count: Vec<u32>,
     /// Positions before this are classified and unchanged.
     dirty_from: usize,
+    /// The earliest bin index changed since [`SignalSeries::take_changed`] (`i64::MAX`: none),
+    /// for the country's sum.
+    changed_bin: i64,
     states: Vec<BinAlert>,
     baselines: Vec<f64>,
 }
@@ -94,9 +97,15 @@ impl SignalSeries {
             sum: Vec::new(),
             count: Vec::new(),
             dirty_from: 0,
+            changed_bin: i64::MAX,
             states: Vec::new(),
             baselines: Vec::new(),
         }
+    }
+
+    /// The earliest bin index changed since the last call (`i64::MAX` when none).
+    pub(crate) fn take_changed(&mut self) -> i64 {
+        std::mem::replace(&mut self.changed_bin, i64::MAX)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -130,6 +139,7 @@ impl SignalSeries {
         self.sum[pos] += value;
         self.count[pos] += 1;
         self.dirty_from = self.dirty_from.min(pos);
+        self.changed_bin = self.changed_bin.min(b);
     }
 
     /// The value at position `i` (counts are zero past the last reading).
@@ -173,6 +183,89 @@ impl SignalSeries {
     }
 }
 
+/// A country's sum of one signal over its networks, classified incrementally like a network's
+/// own: only from the earliest bin any network changed (or from scratch when the country's first
+/// bin moves). A bin where a network that has readings lacks one is missing for the country.
+#[derive(Debug, Clone)]
+pub(crate) struct CountrySignal {
+    kind: SignalKind,
+    /// Bin index of position 0, once there is data.
+    first: Option<i64>,
+    values: Vec<Option<f64>>,
+    states: Vec<BinAlert>,
+    baselines: Vec<f64>,
+}
+
+impl CountrySignal {
+    pub(crate) fn new(kind: SignalKind) -> CountrySignal {
+        CountrySignal {
+            kind,
+            first: None,
+            values: Vec::new(),
+            states: Vec::new(),
+            baselines: Vec::new(),
+        }
+    }
+
+    /// Re-classifies up to bin index `upto` given the networks' series `parts` (in a fixed
+    /// order, so that the floating-point sums do not depend on arrival order) and the earliest
+    /// bin index any of them changed since the last update.
+    pub(crate) fn update(&mut self, parts: &[&SignalSeries], changed: i64, upto: i64, config: &Config) {
+        let parts: Vec<&SignalSeries> = parts.iter().copied().filter(|s| !s.is_empty()).collect();
+        let Some(first) = parts.iter().map(|s| s.first).min() else {
+            *self = CountrySignal::new(self.kind);
+            return;
+        };
+        let from = if self.first == Some(first) {
+            usize::try_from(changed.saturating_sub(first))
+                .unwrap_or(0)
+                .min(self.states.len())
+        } else {
+            0
+        };
+        self.first = Some(first);
+        let last = parts.iter().map(|s| s.first + s.len() as i64).max().unwrap_or(first);
+        let horizon = last.saturating_add(max_age_bins(config.outage.rule(self.kind), config) as i64);
+        let n = usize::try_from(upto.min(horizon).saturating_sub(first)).unwrap_or(0);
+        let from = from.min(n);
+        self.values.truncate(from);
+        self.states.truncate(from);
+        self.baselines.truncate(from);
+        for pos in from..n {
+            let b = first + pos as i64;
+            let sum = parts.iter().try_fold(0.0, |sum, p| {
+                if b < p.first {
+                    Some(sum)
+                } else {
+                    Some(sum + p.value((b - p.first) as usize)?)
+                }
+            });
+            self.values.push(sum);
+        }
+        let values = &self.values;
+        classify_from(
+            &|i: usize| values[i],
+            n,
+            from,
+            &mut self.states,
+            &mut self.baselines,
+            self.kind,
+            config,
+        );
+    }
+
+    /// The alert runs of the classified bins.
+    pub(crate) fn alerts(&self, cc: Cc, config: &Config) -> Vec<SignalAlert> {
+        let Some(first) = self.first else {
+            return Vec::new();
+        };
+        runs(&self.states, &self.baselines, |i| self.values[i], config)
+            .into_iter()
+            .map(|r| r.into_alert(first, self.kind, cc, None, config))
+            .collect()
+    }
+}
+
 /// A bin's value: a count's sum (zero past the last reading), a level's mean (none without
 /// readings).
 fn value_at(kind: SignalKind, sum: &[f64], count: &[u32], i: usize) -> Option<f64> {
@@ -185,8 +278,9 @@ fn value_at(kind: SignalKind, sum: &[f64], count: &[u32], i: usize) -> Option<f6
     }
 }
 
-/// Classifies a whole series of values starting at bin index `first` and returns its alerts
-/// (used for a country's summed signals, which are rebuilt from its networks each time).
+/// Classifies a whole series of values starting at bin index `first` and returns its alerts:
+/// the batch form of [`SignalSeries`] and [`CountrySignal`], for tests.
+#[cfg(test)]
 pub(crate) fn alerts_of_values(
     values: &[Option<f64>],
     first: i64,
@@ -398,7 +492,7 @@ fn runs(states: &[BinAlert], baselines: &[f64], value: impl Fn(usize) -> Option<
 }
 
 /// One network's (or the country's) outage: its signals' alerts merged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsnOutage {
     /// The network.
     pub asn: u32,
@@ -413,7 +507,7 @@ pub struct AsnOutage {
 }
 
 /// A shutdown in one country: the networks whose signals fell together.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outage {
     /// `CC-outage-STARTBIN`.
     pub id: String,

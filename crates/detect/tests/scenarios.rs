@@ -408,3 +408,17 @@ fn the_same_seed_gives_the_same_timeline() {
     });
     assert_ne!(a.observations, c.observations);
 }
+
+#[test]
+fn results_round_trip_through_json_and_the_detector_can_serve_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Detector>();
+    let mut obs = block("x.com", 1, 20, 60, 200, 5);
+    obs.extend(hours("t.co", 2, 0, 200, 5, |h, _| (30..120).contains(&h) && h % 6 < 3));
+    let report = detect(&obs, &bgp_drop(300.0), &Config::default(), T0 + 200 * HOUR).unwrap();
+    assert_eq!(report.events.len(), 1);
+    assert_eq!(report.outages.len(), 1);
+    let json = serde_json::to_string(&report).unwrap();
+    let back: censorwatch_detect::Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, report);
+}
