@@ -7,8 +7,13 @@
 //! costs [`Config::switch_cost`] (the hysteresis), is found with the Viterbi algorithm. Unlike a
 //! CUSUM alarm, which fires some measurements after a change, the best sequence puts each switch
 //! where the evidence turns, so an event's start is back-dated to its first blocked bin without
-//! a separate search. Ties (across empty bins) resolve to the latest switch: an event starts in
-//! the first bin with blocked evidence and ends at the first bin with clear evidence.
+//! a separate search. Ties (across empty bins) resolve to the latest switch.
+//!
+//! Where a change falls between two measured bins with unmeasured ones in between, the data
+//! cannot say which of them it happened in; the event's start (or end) is put in the middle of
+//! them ([`boundary`]), which halves the worst error against taking either side, and the bins
+//! that bound it are kept so that a network's domains can narrow it together
+//! ([`crate::group`]).
 //!
 //! Runs separated by fewer than [`Config::close_bins`] clear bins with data are one event, and
 //! its runs are its on/off cycles; an event is reported once its runs hold

@@ -164,7 +164,7 @@ fn check_event(e: &Event, config: &Config, now: i64) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn batch_events_are_well_formed(obs in observations(), signals in prop::collection::vec(signal(), 0..200)) {

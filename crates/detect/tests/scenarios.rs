@@ -422,3 +422,34 @@ fn results_round_trip_through_json_and_the_detector_can_serve_threads() {
     let back: censorwatch_detect::Report = serde_json::from_str(&json).unwrap();
     assert_eq!(back, report);
 }
+
+#[test]
+fn bins_per_network_and_per_country_with_intervals() {
+    let mut obs = block("x.com", 1, 2, 4, 6, 5);
+    obs.extend(block("x.com", 2, 3, 6, 6, 3));
+    let mut d = Detector::new(Config::default()).unwrap();
+    for o in &obs {
+        d.observe(o).unwrap();
+    }
+    let key = censorwatch_detect::SeriesKey {
+        domain: Arc::from("x.com"),
+        cc: pk(),
+        asn: 1,
+    };
+    let one = d.series_bins(&key);
+    assert_eq!(one.len(), 6);
+    assert_eq!((one[2].blocked, one[2].ok), (5, 0));
+    assert_eq!(one[2].blocked_share, Some(1.0));
+    let (lo, hi) = one[2].interval.unwrap();
+    assert!(lo > 0.5 && hi == 1.0, "{lo} {hi}");
+    assert_eq!(one[2].state, censorwatch_detect::BinState::Blocked);
+    // Five ok measurements cannot rule out a blocked share of 20% (Wilson upper bound 0.43).
+    assert_eq!(one[0].state, censorwatch_detect::BinState::Uncertain);
+    let country = d.country_bins("x.com", pk());
+    assert_eq!(country.len(), 6);
+    assert_eq!(country[0].start, T0);
+    assert_eq!((country[3].blocked, country[3].ok), (8, 0));
+    assert_eq!((country[4].blocked, country[4].ok), (3, 5));
+    assert_eq!(country[4].state, censorwatch_detect::BinState::Uncertain);
+    assert!(d.country_bins("t.me", pk()).is_empty());
+}
