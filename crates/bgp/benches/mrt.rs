@@ -8,7 +8,8 @@
 //! records):
 //! * `bzip2`: from the compressed files in memory, decompression included (the CLI's path);
 //! * `decompressed`: from the decompressed MRT bytes, so parsing and monitoring alone;
-//! * `reader_only`: the decompressed bytes through the reader with no monitor.
+//! * `reader_only`: the decompressed bytes through the reader with no monitor;
+//! * `bzip2_only`: decompression alone, into a sink (throughput still in records, for comparison).
 //!
 //! Run: `cargo bench -p censorwatch-bgp --bench mrt`.
 
@@ -93,6 +94,16 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(monitor, |m| run(&raw, Some(m)), BatchSize::PerIteration)
     });
     group.bench_function("reader_only", |b| b.iter(|| run(&raw, None)));
+    group.bench_function("bzip2_only", |b| {
+        b.iter(|| {
+            bz2.iter()
+                .map(|f| {
+                    let (_, mut r) = censorwatch_bgp::decompress(f.as_slice()).expect("bzip2");
+                    std::io::copy(&mut r, &mut std::io::sink()).expect("bzip2")
+                })
+                .sum::<u64>()
+        })
+    });
     group.finish();
 }
 
