@@ -1,6 +1,10 @@
 //! `censorwatch serve`: runs the collector and query API (`censorwatch-server`) over the store
 //! named by `--db`, until SIGINT or SIGTERM, then shuts down gracefully: requests in flight are
 //! answered (each only once its data is durable) and the queued commits are written.
+//!
+//! The transparency log lives in `--data` (`log/`, `keys/`, `checkpoints/`): every stored
+//! measurement is appended to it after its commit, and a signed checkpoint is written at start,
+//! hourly and at shutdown.
 
 use crate::db::DbUrl;
 use anyhow::Context;
@@ -51,7 +55,11 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         println!("censorwatch: listening on http://{addr} (store {db_text})");
         let _ = std::io::stdout().flush();
-        serve(listener, store, ServerConfig::default(), shutdown_signal())
+        let config = ServerConfig {
+            data_dir: Some(options.data.clone()),
+            ..ServerConfig::default()
+        };
+        serve(listener, store, config, shutdown_signal())
             .await
             .context("the server stopped with an error")?;
         eprintln!("censorwatch: shut down cleanly");

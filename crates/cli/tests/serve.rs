@@ -1,6 +1,9 @@
 //! `censorwatch serve` as a process: killed with SIGKILL in the middle of concurrent submissions,
 //! restarted on the same database, resent everything. Every acknowledged measurement must be
-//! stored exactly once, and the store must hold exactly the distinct measurements sent.
+//! stored exactly once, and the store must hold exactly the distinct measurements sent. The
+//! transparency log in the data directory then agrees with the store: one leaf per stored
+//! measurement, none unlogged, and the checkpoint written at shutdown verifies and is the log's
+//! head.
 
 use censorwatch_store::{SqliteStore, Store};
 use std::collections::HashMap;
@@ -45,6 +48,8 @@ fn start(db: &Path) -> Server {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("censorwatch"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(format!("sqlite:{}", db.display()))
+        .arg("--data")
+        .arg(db.parent().unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -174,6 +179,32 @@ fn sigkill_mid_submission_loses_nothing_acknowledged() {
     );
     for uid in acked.values() {
         assert!(store.get(uid).unwrap().is_some());
+    }
+
+    // The log agrees with the store after the kill, the restart and the resend.
+    let data = db.parent().unwrap();
+    let ledger = censorwatch_evidence::Ledger::open_read_only(data).unwrap();
+    assert_eq!(
+        ledger.log().size(),
+        store.count().unwrap(),
+        "one leaf per stored measurement"
+    );
+    assert!(
+        store.unlogged(None, 10).unwrap().is_empty(),
+        "nothing stored is left unlogged"
+    );
+    assert_eq!(store.max_leaf_index().unwrap(), Some(store.count().unwrap() - 1));
+    let checkpoint = std::fs::read_to_string(data.join("checkpoints/latest.txt")).unwrap();
+    let checkpoint = censorwatch_evidence::open_checkpoint(&checkpoint, ledger.verifier()).unwrap();
+    assert_eq!(
+        (checkpoint.size, checkpoint.root),
+        (ledger.log().size(), ledger.log().root())
+    );
+    for uid in acked.values().take(50) {
+        let (record, index, proof) = ledger.prove(&store, uid).unwrap().expect("logged");
+        let leaf = censorwatch_evidence::record_leaf(&record).unwrap().hash();
+        censorwatch_evidence::merkle::verify_inclusion(index, checkpoint.size, &leaf, &proof, &checkpoint.root)
+            .unwrap();
     }
 }
 

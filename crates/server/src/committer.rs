@@ -21,9 +21,15 @@
 //!
 //! The bounded channel is the back-pressure: when the writer falls behind, handlers wait for
 //! room instead of piling up memory.
+//!
+//! With a transparency log ([`Ledger`]), the writer then appends the commit's newly stored
+//! measurements to it (one log batch per commit) before it takes the next group. This happens
+//! after the submitters were answered, so the log costs them no latency; a failure is reported
+//! and repaired by the next reconcile (the store is the source of what must be logged).
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use censorwatch_evidence::Ledger;
 use censorwatch_store::{Record, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,7 +64,12 @@ pub struct CommitStats {
 
 impl Committer {
     /// Starts the writer task on the current tokio runtime.
-    pub fn spawn(store: Arc<dyn Store>, config: &ServerConfig, stats: Arc<CommitStats>) -> Committer {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        config: &ServerConfig,
+        stats: Arc<CommitStats>,
+        ledger: Option<Arc<Mutex<Ledger>>>,
+    ) -> Committer {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (closing, closed) = watch::channel(false);
         let limits = Limits {
@@ -66,7 +77,7 @@ impl Committer {
             max_records: config.commit_max_records.max(1),
             max_bytes: config.commit_max_bytes.max(1),
         };
-        let writer = tokio::spawn(write_loop(store, rx, closed, limits, stats));
+        let writer = tokio::spawn(write_loop(store, rx, closed, limits, stats, ledger));
         Committer {
             tx,
             closing,
@@ -115,6 +126,7 @@ async fn write_loop(
     mut closed: watch::Receiver<bool>,
     limits: Limits,
     stats: Arc<CommitStats>,
+    ledger: Option<Arc<Mutex<Ledger>>>,
 ) {
     loop {
         let first = tokio::select! {
@@ -144,11 +156,29 @@ async fn write_loop(
             bytes += job.records.iter().map(|r| r.raw.len()).sum::<usize>();
             jobs.push(job);
         }
-        commit(&store, jobs, &stats).await;
+        let batch = commit(&store, jobs, &stats).await;
+        if let (Some(ledger), Some(batch)) = (&ledger, batch) {
+            let (store, ledger) = (Arc::clone(&store), Arc::clone(ledger));
+            let logged = tokio::task::spawn_blocking(move || {
+                let mut ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                ledger.log_stored(store.as_ref(), &batch).map(drop)
+            })
+            .await;
+            match logged {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!(
+                    "censorwatch: appending to the transparency log failed: {e}; the measurements are stored and \
+                     are logged at the next reconcile"
+                ),
+                Err(e) => eprintln!("censorwatch: the transparency log writer failed: {e}"),
+            }
+        }
     }
 }
 
-async fn commit(store: &Arc<dyn Store>, jobs: Vec<Job>, stats: &CommitStats) {
+/// Commits the jobs and answers them; returns the batch tried (for the log) unless the writer
+/// thread failed.
+async fn commit(store: &Arc<dyn Store>, jobs: Vec<Job>, stats: &CommitStats) -> Option<Vec<Record>> {
     use std::sync::atomic::Ordering;
     // The first occurrence of an id wins; later ones are acknowledged with it, and depend on the
     // submission that carried it.
@@ -180,8 +210,8 @@ async fn commit(store: &Arc<dyn Store>, jobs: Vec<Job>, stats: &CommitStats) {
     }
     let store = Arc::clone(store);
     let jobs_count = replies.len();
-    let outcome = tokio::task::spawn_blocking(move || -> Vec<Reply> {
-        match store.insert(&batch) {
+    let outcome = tokio::task::spawn_blocking(move || -> (Vec<Reply>, Vec<Record>) {
+        let replies = match store.insert(&batch) {
             Ok(_) => vec![Ok(()); jobs_count],
             Err(e) if jobs_count == 1 => vec![Err(e.to_string())],
             Err(_) => {
@@ -195,14 +225,19 @@ async fn commit(store: &Arc<dyn Store>, jobs: Vec<Job>, stats: &CommitStats) {
                     .map(|deps| deps.iter().try_for_each(|&d| alone[d].clone()))
                     .collect()
             }
-        }
+        };
+        (replies, batch)
     })
-    .await
-    .unwrap_or_else(|e| vec![Err(format!("the writer thread failed: {e}")); jobs_count]);
+    .await;
+    let (outcome, batch) = match outcome {
+        Ok((replies, batch)) => (replies, Some(batch)),
+        Err(e) => (vec![Err(format!("the writer thread failed: {e}")); jobs_count], None),
+    };
     stats.commits.fetch_add(1, Ordering::Relaxed);
     for (reply, result) in replies.into_iter().zip(outcome) {
         // A submitter that went away (client disconnected) is not an error: its records are
         // stored either way.
         let _ = reply.send(result);
     }
+    batch
 }

@@ -1,6 +1,7 @@
 //! [`ServerConfig`]: the server's limits and group-commit knobs, with defaults that suit one
 //! machine.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The server's knobs. [`ServerConfig::default`] is what `censorwatch serve` uses.
@@ -25,6 +26,12 @@ pub struct ServerConfig {
     pub queue_capacity: usize,
     /// `backend_version` answered to probes that open a report.
     pub backend_version: String,
+    /// The data directory whose transparency log (`log/`, `keys/`, `checkpoints/`) records every
+    /// stored measurement; `None` keeps no log (and the `/api/v1/log/…` endpoints answer 404).
+    pub data_dir: Option<PathBuf>,
+    /// How often the log is reconciled with the store and a signed checkpoint written to
+    /// `DATA/checkpoints/` (`latest.txt` and the day's file). Default one hour.
+    pub checkpoint_interval: Duration,
 }
 
 /// A token bucket per client IP: `per_second` tokens are added each second up to `burst`; each
@@ -59,6 +66,8 @@ impl Default for ServerConfig {
             commit_max_bytes: 64 << 20,
             queue_capacity: 8192,
             backend_version: format!("censorwatch-{}", env!("CARGO_PKG_VERSION")),
+            data_dir: None,
+            checkpoint_interval: Duration::from_secs(3600),
         }
     }
 }

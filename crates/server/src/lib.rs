@@ -20,10 +20,19 @@
 //! | `POST /api/v1/measurements` | native JSONL batch → per-line `{line, measurement_uid}` / `{line, error}` and counts |
 //! | `GET /api/v1/measurements` | query (`cc asn domain since until status method test_name limit cursor format`) |
 //! | `GET /api/v1/measurements/{id}` | `{id, measurement, verdict}` |
+//! | `GET /api/v1/log/checkpoint` | the transparency log's current head, signed (C2SP checkpoint, `text/plain`) |
+//! | `GET /api/v1/log/proof/{id}` | a measurement's leaf and inclusion proof, with the signed checkpoint it leads to |
 //! | `GET /health` | `{"status":"ok"}` |
 //!
 //! Every error is `{"error": "…"}` with a 4xx (the client's mistake) or 5xx (ours; 503 means
 //! nothing was stored and resending is safe).
+//!
+//! # Transparency log
+//! With [`ServerConfig::data_dir`], [`serve`] opens that directory's log (`censorwatch-evidence`),
+//! reconciles it with the store before it listens (a kill -9 may have left either behind), appends
+//! every commit's newly stored measurements ([`committer`]), and every
+//! [`ServerConfig::checkpoint_interval`] (and on shutdown) reconciles again and writes a signed
+//! checkpoint to `DATA/checkpoints/`.
 
 pub mod committer;
 pub mod config;
@@ -38,13 +47,15 @@ pub use config::{RateLimit, ServerConfig};
 pub use error::ApiError;
 
 use axum::Router;
+use censorwatch_evidence::Ledger;
 use censorwatch_store::Store;
 use censorwatch_verdict::Analyzer;
 use committer::Committer;
 use ratelimit::RateLimiter;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 /// Everything the handlers share: the store, the verdict engine, the group-commit writer, the
 /// rate limiter and the configuration. Cheap to clone.
@@ -60,6 +71,7 @@ struct Inner {
     limiter: Option<RateLimiter>,
     config: ServerConfig,
     stats: Arc<CommitStats>,
+    ledger: Option<Arc<Mutex<Ledger>>>,
 }
 
 impl AppState {
@@ -71,8 +83,20 @@ impl AppState {
 
     /// As [`AppState::new`], with a given verdict engine.
     pub fn with_analyzer(store: Arc<dyn Store>, config: ServerConfig, analyzer: Analyzer) -> AppState {
+        AppState::with_ledger(store, config, analyzer, None)
+    }
+
+    /// As [`AppState::with_analyzer`], appending what is stored to `ledger`'s transparency log
+    /// (opened and reconciled with `store` by the caller).
+    pub fn with_ledger(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        analyzer: Analyzer,
+        ledger: Option<Ledger>,
+    ) -> AppState {
+        let ledger = ledger.map(|l| Arc::new(Mutex::new(l)));
         let stats = Arc::new(CommitStats::default());
-        let committer = Committer::spawn(Arc::clone(&store), &config, Arc::clone(&stats));
+        let committer = Committer::spawn(Arc::clone(&store), &config, Arc::clone(&stats), ledger.clone());
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -81,8 +105,33 @@ impl AppState {
                 limiter: config.rate_limit.map(RateLimiter::new),
                 config,
                 stats,
+                ledger,
             }),
         }
+    }
+
+    /// The transparency log, when the server keeps one.
+    pub fn ledger(&self) -> Option<&Arc<Mutex<Ledger>>> {
+        self.inner.ledger.as_ref()
+    }
+
+    /// Reconciles the log with the store and writes a signed checkpoint to
+    /// `DATA/checkpoints/` (on a blocking thread). Does nothing without a log.
+    pub async fn publish_checkpoint(&self) -> Result<(), String> {
+        let Some(ledger) = self.inner.ledger.clone() else {
+            return Ok(());
+        };
+        let store = Arc::clone(&self.inner.store);
+        tokio::task::spawn_blocking(move || {
+            let mut ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
+            ledger.reconcile(store.as_ref()).map_err(|e| e.to_string())?;
+            ledger
+                .publish_checkpoint(SystemTime::now())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// The store.
@@ -121,7 +170,40 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    let state = AppState::new(store, config);
+    let ledger = match config.data_dir.clone() {
+        Some(dir) => {
+            let store = Arc::clone(&store);
+            let (ledger, reconciled) = tokio::task::spawn_blocking(move || Ledger::open_for(&dir, store.as_ref()))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(|e| std::io::Error::other(format!("cannot open the transparency log: {e}")))?;
+            if reconciled.appended + reconciled.found_in_log > 0 {
+                eprintln!(
+                    "censorwatch: transparency log reconciled with the store: {} appended, {} found already logged",
+                    reconciled.appended, reconciled.found_in_log
+                );
+            }
+            Some(ledger)
+        }
+        None => None,
+    };
+    let interval = config.checkpoint_interval.max(std::time::Duration::from_millis(10));
+    let state = AppState::with_ledger(store, config, Analyzer::with_builtin_fingerprints(), ledger);
+    if let Err(e) = state.publish_checkpoint().await {
+        return Err(std::io::Error::other(format!("cannot write the checkpoint: {e}")));
+    }
+    let ticker = state.ledger().map(|_| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.publish_checkpoint().await {
+                    eprintln!("censorwatch: the periodic checkpoint failed: {e}; retrying at the next one");
+                }
+            }
+        })
+    });
     let listener = listener.tap_io(|tcp| {
         // Small JSON answers: don't let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
@@ -132,6 +214,12 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
     state.close().await;
+    if let Err(e) = state.publish_checkpoint().await {
+        eprintln!("censorwatch: the final checkpoint failed: {e}");
+    }
     result
 }

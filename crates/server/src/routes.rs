@@ -53,6 +53,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/submit_measurement", post(submit_measurement))
         .route("/api/v1/measurements", post(submit_batch).get(query_measurements))
         .route("/api/v1/measurements/{id}", get(get_measurement))
+        .route("/api/v1/log/checkpoint", get(log_checkpoint))
+        .route("/api/v1/log/proof/{id}", get(log_proof))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .route("/health", get(health))
         .fallback(not_found)
@@ -653,6 +655,65 @@ async fn get_measurement(
         verdict: &record.verdict,
     })
     .into_response())
+}
+
+fn no_log() -> ApiError {
+    ApiError::not_found("this server keeps no transparency log (start it with a data directory)")
+}
+
+/// `GET /api/v1/log/checkpoint`: the log's current head, signed, as `text/plain`.
+async fn log_checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let ledger = state.ledger().cloned().ok_or_else(no_log)?;
+    let signed =
+        tokio::task::spawn_blocking(move || ledger.lock().unwrap_or_else(|p| p.into_inner()).signed_checkpoint())
+            .await
+            .map_err(|e| ApiError::internal(format!("signing the checkpoint failed: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        signed,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/log/proof/{id}`: the measurement's leaf (what it commits to), its inclusion
+/// proof in the current tree, and the signed checkpoint of that tree.
+async fn log_proof(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::bad_request(format!("bad measurement id in the URL: {e}")))?;
+    let ledger = state.ledger().cloned().ok_or_else(no_log)?;
+    let store = state.inner.store.clone();
+    let lookup = id.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let proved = ledger.prove(store.as_ref(), &lookup)?;
+        Ok::<_, censorwatch_evidence::LedgerError>(proved.map(|(record, index, proof)| {
+            let size = ledger.log().size();
+            let leaf = censorwatch_evidence::record_leaf(&record).expect("a logged id is a valid leaf id");
+            let doc = censorwatch_evidence::bundle::LeafProof::new(&leaf, index, size, &proof);
+            (doc, ledger.signed_checkpoint())
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the proof failed: {e}")))?
+    .map_err(|e| ApiError::unavailable(format!("the proof failed: {e}")))?
+    .ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no logged measurement with id {id:?}: it is not stored, or not logged yet (it is, right after its commit)"
+        ))
+    })?;
+    let (doc, checkpoint) = answer;
+    #[derive(Serialize)]
+    struct Answer {
+        #[serde(flatten)]
+        proof: censorwatch_evidence::bundle::LeafProof,
+        checkpoint: String,
+    }
+    Ok(Json(Answer { proof: doc, checkpoint }).into_response())
 }
 
 #[cfg(test)]
