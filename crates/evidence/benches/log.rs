@@ -8,12 +8,19 @@
 //!   `inclusion_proof/10M` and `verify_inclusion/10M` (random leaves), `consistency_proof/10M`
 //!   and `verify_consistency/10M` (random old sizes), and `open/10M` (what [`Log::open`]'s full
 //!   rehash of every leaf costs at startup). Proof sizes are printed before the timings.
+//! - `ledger/…/batch_of_2000`: what logging adds to ingest: a batch of 2 000 real-shaped records
+//!   (OONI fixtures up to 16 KiB, ids made unique, compressed beforehand as ingest's workers do)
+//!   stored into SQLite alone (`sqlite_insert`), and stored then logged with
+//!   [`Ledger::log_stored`] (`sqlite_insert_and_log`: ask which are new, hash, append, record the
+//!   indexes).
 //!
 //! Run: `cargo bench -p censorwatch-evidence --bench log` (set `CW_BENCH_LOG_SIZE` for another
 //! size than 10 000 000).
 
 use censorwatch_evidence::merkle::{self, Hash, leaf_hash};
-use censorwatch_evidence::{Log, measurement_leaf_hash};
+use censorwatch_evidence::{Ledger, Log, measurement_leaf_hash};
+use censorwatch_store::conformance::{small_fixture_records, unique_records};
+use censorwatch_store::{Record, SqliteStore, Store};
 use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 use std::cell::Cell;
 use std::time::Instant;
@@ -163,9 +170,45 @@ fn bench_big_log(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_ledger(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ledger");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let templates = small_fixture_records(16 * 1024);
+    let next = Cell::new(0usize);
+    let fresh = || -> Vec<Record> {
+        let n = next.get();
+        next.set(n + 1);
+        unique_records(&templates, &format!("b{n}-"), BATCH)
+            .into_iter()
+            .map(|r| r.compressed().unwrap())
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("plain.db")).unwrap();
+    group.bench_function(format!("sqlite_insert/batch_of_{BATCH}"), |b| {
+        b.iter_batched(fresh, |batch| store.insert(&batch).unwrap(), BatchSize::LargeInput)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("logged.db")).unwrap();
+    let (mut ledger, _) = Ledger::open_for(dir.path(), &store).unwrap();
+    group.bench_function(format!("sqlite_insert_and_log/batch_of_{BATCH}"), |b| {
+        b.iter_batched(
+            fresh,
+            |batch| {
+                store.insert(&batch).unwrap();
+                ledger.log_stored(&store, &batch).unwrap()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
 fn benches() {
     let mut c = Criterion::default().configure_from_args();
     bench_append(&mut c);
+    bench_ledger(&mut c);
     bench_big_log(&mut c);
 }
 
