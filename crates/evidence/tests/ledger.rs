@@ -146,3 +146,62 @@ fn the_leaf_commits_to_the_verdict_bytes_the_store_returns() {
         assert_eq!(record_leaf(&back).unwrap(), record_leaf(r).unwrap());
     }
 }
+
+/// The same crash points over a real ClickHouse server (CI sets `CENSORWATCH_CLICKHOUSE_URL`; the
+/// test says so and does nothing without it).
+#[test]
+fn clickhouse_store_and_log_agree_after_each_crash_point() {
+    const ENV: &str = "CENSORWATCH_CLICKHOUSE_URL";
+    let Some(base) = std::env::var(ENV).ok().filter(|u| !u.trim().is_empty()) else {
+        eprintln!("note: {ENV} is not set, so this ClickHouse test does nothing");
+        return;
+    };
+    let authority = base
+        .trim()
+        .trim_start_matches("clickhouse://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let database = format!("cw_evidence_{}_{nanos}", std::process::id());
+    let store = censorwatch_store::ClickHouseStore::open(&format!("clickhouse://{authority}/{database}")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (mut ledger, _) = Ledger::open_for(dir.path(), &store).unwrap();
+        let a = records("a-", 200);
+        store.insert(&a).unwrap();
+        assert_eq!(ledger.log_stored(&store, &a).unwrap().appended, 200);
+        store.insert(&a).unwrap();
+        assert_eq!(ledger.log_stored(&store, &a).unwrap().appended, 0, "duplicates");
+        // Stored, not appended.
+        let b = records("b-", 70);
+        store.insert(&b).unwrap();
+        drop(ledger);
+        // Appended, not recorded.
+        let c = records("c-", 30);
+        store.insert(&c).unwrap();
+        {
+            let mut log = Log::open(&dir.path().join("log")).unwrap();
+            let leaves: Vec<_> = c.iter().map(|r| record_leaf(r).unwrap().hash()).collect();
+            log.append_batch(&leaves).unwrap();
+        }
+        let (ledger, reconciled) = Ledger::open_for(dir.path(), &store).unwrap();
+        assert_eq!((reconciled.appended, reconciled.found_in_log), (70, 30));
+        assert_eq!(ledger.log().size(), 300);
+        assert_eq!(store.max_leaf_index().unwrap(), Some(299));
+        assert!(store.unlogged(None, 1).unwrap().is_empty());
+        for r in [&a[0], &b[5], &c[29]] {
+            let (record, index, proof) = ledger.prove(&store, &r.id).unwrap().expect("logged");
+            let root = ledger.log().root();
+            verify_inclusion(index, 300, &record_leaf(&record).unwrap().hash(), &proof, &root).unwrap();
+        }
+    }));
+    let _ = ureq::post(store.http_url()).send_string(&format!("DROP DATABASE IF EXISTS `{database}`"));
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
