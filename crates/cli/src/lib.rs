@@ -5,9 +5,11 @@
 
 pub mod analyze;
 pub mod bgp;
+pub mod control;
 pub mod db;
 pub mod evidence;
 pub mod ingest;
 pub mod input;
+pub mod probe;
 pub mod serve;
 pub mod simulate;

@@ -26,6 +26,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure URLs (or a test list, or the built-in social-platform list) from this network —
+    /// DNS, TCP, TLS with an SNI A/B decoy, HTTP(S) — ask the control for its view, and give a
+    /// verdict per URL: a table, or with --json one {"input", "verdict", "measurement"} per URL.
+    Probe(censorwatch::probe::ProbeArgs),
+    /// Run the control server (an OONI-compatible test helper and /whoami) on an uncensored
+    /// network, until SIGINT or SIGTERM. It stores nothing.
+    Control(censorwatch::control::ControlArgs),
     /// Give a verdict on every OONI measurement in FILE… (JSONL, .gz, .zst, .json, or - for
     /// stdin): one line (or --json object) per measurement on stdout, a summary on stderr.
     Analyze(AnalyzeArgs),
@@ -115,6 +122,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             data: args.data,
         })
         .map(|()| ExitCode::SUCCESS),
+        Command::Probe(args) => censorwatch::probe::run(args, &mut io::stdout().lock(), &mut io::stderr()),
+        Command::Control(args) => censorwatch::control::run(args, &mut io::stderr()),
         Command::Bgp(args) => censorwatch::bgp::run(args, &mut io::stdout().lock(), &mut io::stderr()),
         Command::Evidence(args) => censorwatch::evidence::run(args, &mut io::stdout().lock(), &mut io::stderr()),
         Command::Simulate(args) => censorwatch::simulate::run(&args, &mut io::stdout().lock(), &mut io::stderr()),

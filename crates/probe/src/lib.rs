@@ -15,6 +15,7 @@ pub mod dns;
 pub mod failure;
 pub mod http;
 pub mod measure;
+pub mod targets;
 pub mod th;
 pub mod tls;
 pub mod trace;

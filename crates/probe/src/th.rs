@@ -111,6 +111,15 @@ impl ControlClient {
         serde_json::from_slice::<WhoAmI>(&bytes).map_err(|_| Failure::JsonParseError)
     }
 
+    /// POSTs `body` to `path` on the same server; the reply body of a 2xx answer.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Failure> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| unknown(&format!("cannot build a URL for {path}: {e}")))?;
+        self.call("POST", &url, Some(body)).await
+    }
+
     async fn call(&self, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Vec<u8>, Failure> {
         match tokio::time::timeout(self.timeout, self.call_inner(method, url, body)).await {
             Err(_) => Err(Failure::GenericTimeoutError),
