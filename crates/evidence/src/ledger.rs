@@ -292,6 +292,9 @@ impl Ledger {
             Some(max) => max + 1,
             None => 0,
         };
+        if store.unlogged_count()? == 0 {
+            return Ok(Reconciled::default());
+        }
         // Leaves appended after the store's last recorded index: a crash between the log's
         // commit and the store's. Normally none, at most a batch or two.
         let tail: HashMap<Hash, u64> = self

@@ -637,6 +637,17 @@ impl Store for ClickHouseStore {
             .collect())
     }
 
+    fn unlogged_count(&self) -> Result<u64, StoreError> {
+        #[derive(Deserialize)]
+        struct N {
+            n: u64,
+        }
+        let rows: Vec<N> = self.select(
+            "SELECT uniqExact(id) AS n FROM measurements WHERE id NOT IN (SELECT id FROM measurement_leaves)",
+        )?;
+        Ok(rows.first().map_or(0, |r| r.n))
+    }
+
     fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
         // `LIMIT 1 BY id`: a row written twice (before the engine merged it) is read once.
         let rows: Vec<StoredRow> = self.select(&format!(

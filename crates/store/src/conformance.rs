@@ -1065,6 +1065,7 @@ pub fn leaf_indexes_are_kept(store: &dyn Store) {
         unlogged, want,
         "every stored measurement starts unlogged; unknown ids are left out"
     );
+    assert_eq!(store.unlogged_count().unwrap(), want.len() as u64);
 
     // Page through them two at a time, in id order, raw bytes loaded.
     let mut paged = Vec::new();
@@ -1101,6 +1102,7 @@ pub fn leaf_indexes_are_kept(store: &dyn Store) {
     let mut left = store.unlogged_among(&ids).unwrap();
     left.sort();
     assert_eq!(left, want[want.len() / 2..].to_vec());
+    assert_eq!(store.unlogged_count().unwrap(), (want.len() - half.len()) as u64);
     let rest: Vec<String> = store.unlogged(None, 1000).unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(rest, want[want.len() / 2..].to_vec());
     // Re-inserting a logged measurement keeps its index.

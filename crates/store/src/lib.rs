@@ -118,6 +118,11 @@ pub trait Store: Send + Sync {
         Err(no_leaf_indexes())
     }
 
+    /// How many stored measurements have no leaf index (0 lets a reconcile skip its scan).
+    fn unlogged_count(&self) -> Result<u64, StoreError> {
+        Err(no_leaf_indexes())
+    }
+
     /// Up to `limit` stored measurements without a leaf index whose id is greater than `after`,
     /// in id order, raw bytes loaded.
     fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {

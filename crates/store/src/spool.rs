@@ -341,6 +341,10 @@ impl<S: Store> Store for SpoolingStore<S> {
         self.inner.unlogged_among(ids)
     }
 
+    fn unlogged_count(&self) -> Result<u64, StoreError> {
+        self.inner.unlogged_count()
+    }
+
     fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
         self.inner.unlogged(after, limit)
     }

@@ -362,7 +362,8 @@ impl Store for SqliteStore {
         for chunk in ids.chunks(IN_CHUNK) {
             let marks = vec!["?"; chunk.len()].join(",");
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT id FROM measurements WHERE leaf_index IS NULL AND id IN ({marks})"
+                "SELECT m.id FROM measurements m WHERE m.id IN ({marks}) \
+                 AND NOT EXISTS (SELECT 1 FROM measurement_leaves l WHERE l.id = m.id)"
             ))?;
             let rows = stmt.query_map(rusqlite::params_from_iter(chunk.iter()), |r| r.get::<_, String>(0))?;
             for id in rows {
@@ -372,11 +373,22 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn unlogged_count(&self) -> Result<u64, StoreError> {
+        let conn = lock(&self.reader);
+        let (stored, logged): (i64, i64) = conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM measurements), (SELECT COUNT(*) FROM measurement_leaves)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(u64::try_from(stored - logged).unwrap_or(0))
+    }
+
     fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {RECORD_COLUMNS}, raw_zstd, raw_len FROM measurements \
-             WHERE leaf_index IS NULL AND id > ?1 ORDER BY id LIMIT ?2"
+            "SELECT {RECORD_COLUMNS}, raw_zstd, raw_len FROM measurements m \
+             WHERE m.id > ?1 AND NOT EXISTS (SELECT 1 FROM measurement_leaves l WHERE l.id = m.id) \
+             ORDER BY m.id LIMIT ?2"
         ))?;
         let mut rows = stmt.query(params![after.unwrap_or(""), limit as i64])?;
         let mut out = Vec::new();
@@ -401,15 +413,11 @@ impl Store for SqliteStore {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut stmt = tx.prepare_cached("UPDATE measurements SET leaf_index = ?2 WHERE id = ?1")?;
+            let mut stmt = tx.prepare_cached("INSERT INTO measurement_leaves (leaf_index, id) VALUES (?1, ?2)")?;
             for (id, index) in entries {
                 let index = i64::try_from(*index)
                     .map_err(|_| StoreError::BadQuery(format!("leaf index {index} is too large")))?;
-                if stmt.execute(params![id, index])? != 1 {
-                    return Err(StoreError::BadQuery(format!(
-                        "cannot record leaf {index} for measurement {id}: it is not stored"
-                    )));
-                }
+                stmt.execute(params![index, id])?;
             }
         }
         tx.commit()?;
@@ -418,18 +426,14 @@ impl Store for SqliteStore {
 
     fn leaf_index(&self, id: &str) -> Result<Option<u64>, StoreError> {
         let conn = lock(&self.reader);
-        let mut stmt = conn.prepare_cached("SELECT leaf_index FROM measurements WHERE id = ?1")?;
-        let index: Option<Option<i64>> = stmt.query_row([id], |r| r.get(0)).optional()?;
-        Ok(index.flatten().and_then(|i| u64::try_from(i).ok()))
+        let mut stmt = conn.prepare_cached("SELECT leaf_index FROM measurement_leaves WHERE id = ?1")?;
+        let index: Option<i64> = stmt.query_row([id], |r| r.get(0)).optional()?;
+        Ok(index.and_then(|i| u64::try_from(i).ok()))
     }
 
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         let conn = lock(&self.reader);
-        let max: Option<i64> = conn.query_row(
-            "SELECT max(leaf_index) FROM measurements WHERE leaf_index IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        let max: Option<i64> = conn.query_row("SELECT max(leaf_index) FROM measurement_leaves", [], |r| r.get(0))?;
         Ok(max.and_then(|i| u64::try_from(i).ok()))
     }
 }

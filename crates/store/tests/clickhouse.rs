@@ -108,6 +108,9 @@ impl Store for TempClickHouse {
     fn unlogged_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
         self.store.unlogged_among(ids)
     }
+    fn unlogged_count(&self) -> Result<u64, StoreError> {
+        self.store.unlogged_count()
+    }
     fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
         self.store.unlogged(after, limit)
     }
