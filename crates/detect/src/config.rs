@@ -128,7 +128,9 @@ pub struct Config {
     /// that keeps one stray measurement from flipping the state.
     pub switch_cost: f64,
     /// An event is reported once its blocked runs hold this much evidence (log-likelihood
-    /// ratio; 12 is odds of about 160 000 to 1).
+    /// ratio; 20 is odds of about 5 × 10^8 to 1). The model counts measurements as independent,
+    /// but failures on a clean network cluster (a flaky hour or two), so the bar is set well
+    /// above what independent errors would need: two bad hours in a row must not open an event.
     pub open_evidence: f64,
     /// The most evidence one bin may contribute, per hour of bin width (in proportion to the
     /// width, so that an hour holds the same evidence whatever the bins), so that a single burst
@@ -160,7 +162,7 @@ impl Default for Config {
             clear_rate: 0.15,
             blocked_rate: 0.75,
             switch_cost: 3.0,
-            open_evidence: 12.0,
+            open_evidence: 20.0,
             bin_evidence_cap: 10.0,
             close_after: 6 * HOUR,
             min_cycles: 3,
