@@ -6,9 +6,7 @@
 //!
 //! Three cases over the same three files (18:39–19:24 UTC, the start of the hijack; 81 015
 //! records):
-//! * `bzip2_threaded`: from the compressed files in memory, decompressed on a second thread
-//!   (`MrtReader::threaded`, the CLI's path);
-//! * `bzip2`: the same, decompressed inline (`MrtReader::new`);
+//! * `bzip2`: from the compressed files in memory, decompression included (the CLI's path);
 //! * `decompressed`: from the decompressed MRT bytes, so parsing and monitoring alone;
 //! * `reader_only`: the decompressed bytes through the reader with no monitor;
 //! * `bzip2_only`: decompression alone, into a sink (throughput still in records, for comparison).
@@ -51,18 +49,12 @@ fn decompressed(files: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Reads every file through one monitor (or none), decompressing on a second thread or not;
-/// returns (records, elements, signals).
-fn run(files: &[Vec<u8>], monitor: Option<BgpMonitor>, threaded: bool) -> (u64, u64, usize) {
+/// Reads every file through one monitor (or none); returns (records, elements, signals).
+fn run(files: &[Vec<u8>], monitor: Option<BgpMonitor>) -> (u64, u64, usize) {
     let (mut records, mut elements, mut signals) = (0, 0, Vec::new());
     let mut monitor = monitor;
     for (name, data) in FILES.iter().zip(files) {
-        let reader = if threaded {
-            MrtReader::threaded(*name, std::io::Cursor::new(data.clone()))
-        } else {
-            MrtReader::new(*name, data.as_slice())
-        }
-        .expect("reader");
+        let reader = MrtReader::new(*name, data.as_slice()).expect("reader");
         let report: ReadReport = match monitor.as_mut() {
             Some(m) => reader.read_all(&mut |e| m.apply(e, &mut signals)),
             None => reader.read_all(&mut |_| {}),
@@ -83,7 +75,7 @@ fn bench(c: &mut Criterion) {
     let table = OriginTable::load(&testdata().join("pyasn__ipasn_20080501_v12.dat.gz")).expect("pyasn table");
     let bz2 = compressed();
     let raw = decompressed(&bz2);
-    let (records, elements, _) = run(&raw, None, false);
+    let (records, elements, _) = run(&raw, None);
     eprintln!(
         "bgp bench: {records} MRT records, {elements} route elements ({:.3} elements per record), {:.1} MB decompressed",
         elements as f64 / records as f64,
@@ -95,16 +87,13 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(8));
     let monitor = || BgpMonitor::new(MonitorConfig::default(), table.clone());
-    group.bench_function("bzip2_threaded", |b| {
-        b.iter_batched(monitor, |m| run(&bz2, Some(m), true), BatchSize::PerIteration)
-    });
     group.bench_function("bzip2", |b| {
-        b.iter_batched(monitor, |m| run(&bz2, Some(m), false), BatchSize::PerIteration)
+        b.iter_batched(monitor, |m| run(&bz2, Some(m)), BatchSize::PerIteration)
     });
     group.bench_function("decompressed", |b| {
-        b.iter_batched(monitor, |m| run(&raw, Some(m), false), BatchSize::PerIteration)
+        b.iter_batched(monitor, |m| run(&raw, Some(m)), BatchSize::PerIteration)
     });
-    group.bench_function("reader_only", |b| b.iter(|| run(&raw, None, false)));
+    group.bench_function("reader_only", |b| b.iter(|| run(&raw, None)));
     group.bench_function("bzip2_only", |b| {
         b.iter(|| {
             bz2.iter()

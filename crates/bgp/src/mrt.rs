@@ -186,26 +186,11 @@ impl fmt::Debug for MrtReader<'_> {
 }
 
 impl MrtReader<'static> {
-    /// Opens an MRT file, compressed with gzip or bzip2 or not (told by its first bytes), and
-    /// decompresses it on a second thread ([`MrtReader::threaded`]).
+    /// Opens an MRT file, compressed with gzip or bzip2 or not (told by its first bytes).
     pub fn open(path: &Path) -> Result<MrtReader<'static>, MrtError> {
         let name = path.display().to_string();
         match File::open(path) {
-            Ok(file) => MrtReader::threaded(name, file),
-            Err(source) => Err(MrtError::Open { file: name, source }),
-        }
-    }
-
-    /// As [`MrtReader::new`], but compressed data is decompressed on a thread of its own, ahead
-    /// of the parsing (by at most 1 MiB): on two cores, bzip2 files are read in about the time
-    /// their decompression alone takes. Offsets, records and errors are the same.
-    pub fn threaded(
-        name: impl Into<String>,
-        reader: impl Read + Send + 'static,
-    ) -> Result<MrtReader<'static>, MrtError> {
-        let name = name.into();
-        match input::decompress_on_thread(reader) {
-            Ok((compression, decompressed)) => Ok(MrtReader::from_decompressed(name, compression, decompressed)),
+            Ok(file) => MrtReader::new(name, file),
             Err(source) => Err(MrtError::Open { file: name, source }),
         }
     }
@@ -216,14 +201,11 @@ impl<'a> MrtReader<'a> {
     /// reports and errors.
     pub fn new(name: impl Into<String>, reader: impl Read + 'a) -> Result<MrtReader<'a>, MrtError> {
         let name = name.into();
-        match input::decompress(BufReader::new(reader)) {
-            Ok((compression, decompressed)) => Ok(MrtReader::from_decompressed(name, compression, decompressed)),
-            Err(source) => Err(MrtError::Open { file: name, source }),
-        }
-    }
-
-    fn from_decompressed(name: String, compression: Compression, decompressed: Box<dyn Read + 'a>) -> MrtReader<'a> {
-        MrtReader {
+        let (compression, decompressed) = match input::decompress(BufReader::new(reader)) {
+            Ok(found) => found,
+            Err(source) => return Err(MrtError::Open { file: name, source }),
+        };
+        Ok(MrtReader {
             compression,
             reader: CountingReader::new(BufReader::with_capacity(BUFFER, decompressed)),
             elementor: Elementor::new(),
@@ -233,7 +215,7 @@ impl<'a> MrtReader<'a> {
                 file: name,
                 ..ReadReport::default()
             },
-        }
+        })
     }
 
     /// How the file is compressed.

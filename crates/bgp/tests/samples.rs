@@ -419,29 +419,6 @@ fn a_cut_gzip_stream_keeps_what_decompressed() {
     assert!(message.contains("of cut.gz (gzip-decompressed)"), "{message}");
 }
 
-/// `MrtReader::open` decompresses on a second thread; what it reports must not differ from reading
-/// the same bytes inline.
-#[test]
-fn decompressing_on_a_thread_changes_nothing() {
-    let mut names: Vec<_> = std::fs::read_dir(sample(""))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert!(names.len() >= 18);
-    for name in names {
-        let path = sample(&name);
-        let display = path.display().to_string();
-        let (inline, inline_seen, _) = read(&display, &std::fs::read(&path).unwrap());
-        let mut threaded_seen = 0u64;
-        let threaded = MrtReader::open(&path)
-            .unwrap()
-            .read_all(&mut |e| threaded_seen += u64::from(matches!(e, Event::Route(_))));
-        assert_eq!(format!("{threaded:?}"), format!("{inline:?}"), "{name}");
-        assert_eq!(threaded_seen, inline_seen.len() as u64, "{name}");
-    }
-}
-
 #[test]
 fn a_missing_file_is_an_open_error() {
     let err = MrtReader::open(&sample("no-such-file")).unwrap_err();

@@ -102,7 +102,7 @@ pub fn run(args: BgpArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
     let progress = progress_bar(&args.files);
     for path in &args.files {
         let reader = if path.as_os_str() == "-" {
-            MrtReader::threaded("-", io::stdin())
+            MrtReader::new("-", io::stdin().lock())
         } else {
             open(path, progress.as_ref())
         };
@@ -155,7 +155,7 @@ fn open(path: &Path, progress: Option<&ProgressBar>) -> Result<MrtReader<'static
     match File::open(path) {
         Ok(file) => {
             bar.set_message(name.clone());
-            MrtReader::threaded(name, bar.wrap_read(file))
+            MrtReader::new(name, bar.wrap_read(file))
         }
         Err(source) => Err(MrtError::Open { file: name, source }),
     }
