@@ -100,6 +100,8 @@ pub fn build_state(options: &ControlOptions) -> Result<Arc<ControlState>, String
     config.dns = DnsConfig {
         getaddrinfo: options.resolver.is_none(),
         udp: options.resolver,
+        // Injected duplicates are the probe's evidence; the control has no use for the wait.
+        duplicate_window: Duration::ZERO,
         ..DnsConfig::default()
     };
     config.connect_timeout = options.connect_timeout;

@@ -129,6 +129,7 @@ impl Lab {
         let reread = censorwatch_model::Measurement::from_slice(text.as_bytes()).unwrap();
         let again = Analyzer::with_builtin_fingerprints().verdict(&reread).unwrap();
         assert_eq!(again, outcome.verdict, "the verdict changed on re-reading");
+        assert_ooni_conventions(&serde_json::from_str(&text).unwrap());
         (outcome, keys)
     }
 }
@@ -136,6 +137,85 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What ts-017 / df-000..df-008 (see the reference notes) promise a consumer of any measurement:
+/// failure strings from df-007, `t0 <= t` in seconds from the start, requests last hop first,
+/// handshakes and requests on a recorded connection, envelope keys present.
+fn assert_ooni_conventions(m: &serde_json::Value) {
+    for key in [
+        "annotations",
+        "data_format_version",
+        "input",
+        "measurement_start_time",
+        "probe_asn",
+        "probe_cc",
+        "probe_ip",
+        "report_id",
+        "resolver_ip",
+        "software_name",
+        "software_version",
+        "test_keys",
+        "test_name",
+        "test_runtime",
+        "test_start_time",
+        "test_version",
+    ] {
+        assert!(m.get(key).is_some(), "envelope key {key} is missing");
+    }
+    let k = &m["test_keys"];
+    let mut failures = Vec::new();
+    let mut collect = |v: &serde_json::Value| {
+        if let Some(f) = v.as_str() {
+            failures.push(f.to_owned());
+        }
+    };
+    for list in ["queries", "tcp_connect", "tls_handshakes", "requests", "network_events"] {
+        for item in k[list].as_array().unwrap() {
+            collect(&item["failure"]);
+            collect(&item["status"]["failure"]);
+            let (t0, t) = (item["t0"].as_f64().unwrap(), item["t"].as_f64().unwrap());
+            assert!(0.0 <= t0 && t0 <= t, "{list}: t0 {t0} t {t}");
+            assert!(
+                item["transaction_id"].as_i64().unwrap() > 0,
+                "{list} without a transaction id"
+            );
+        }
+    }
+    for key in ["dns_experiment_failure", "http_experiment_failure", "control_failure"] {
+        collect(&k[key]);
+    }
+    for f in failures {
+        let parsed = censorwatch_model::Failure::parse(&f);
+        assert!(
+            !matches!(parsed, censorwatch_model::Failure::Other(_)),
+            "{f:?} is not a df-007 failure string"
+        );
+    }
+    let starts: Vec<f64> = k["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["t0"].as_f64().unwrap())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] >= w[1]),
+        "requests are not last hop first: {starts:?}"
+    );
+    let connections: Vec<i64> = k["tcp_connect"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["transaction_id"].as_i64().unwrap())
+        .collect();
+    for list in ["tls_handshakes", "requests"] {
+        for item in k[list].as_array().unwrap() {
+            assert!(
+                connections.contains(&item["transaction_id"].as_i64().unwrap()),
+                "{list} entry on no recorded connection"
+            );
+        }
     }
 }
 

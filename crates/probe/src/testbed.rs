@@ -123,6 +123,11 @@ fn reply(query: &Message, answer: &[IpAddr], rcode: ResponseCode) -> Vec<u8> {
 impl FakeResolver {
     /// Starts a resolver on 127.0.0.53 with `table` (names without the trailing dot, lowercase).
     pub async fn start(table: HashMap<String, DnsAnswer>) -> FakeResolver {
+        FakeResolver::start_with_delay(table, Duration::ZERO).await
+    }
+
+    /// Like [`FakeResolver::start`], answering each query after `delay` (an emulated round trip).
+    pub async fn start_with_delay(table: HashMap<String, DnsAnswer>, delay: Duration) -> FakeResolver {
         let socket = Arc::new(UdpSocket::bind("127.0.0.53:0").await.expect("bind a UDP port"));
         let addr = socket.local_addr().expect("local address");
         let task = tokio::spawn(async move {
@@ -136,30 +141,15 @@ impl FakeResolver {
                 };
                 let Some(q) = query.queries().first() else { continue };
                 let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+                let answer = table.get(&name).cloned().unwrap_or(DnsAnswer::Nxdomain);
                 let socket = socket.clone();
-                match table.get(&name).cloned().unwrap_or(DnsAnswer::Nxdomain) {
-                    DnsAnswer::Addrs(a) => {
-                        let _ = socket.send_to(&reply(&query, &a, ResponseCode::NoError), peer).await;
-                    }
-                    DnsAnswer::Nxdomain => {
-                        let _ = socket.send_to(&reply(&query, &[], ResponseCode::NXDomain), peer).await;
-                    }
-                    DnsAnswer::Refused => {
-                        let _ = socket.send_to(&reply(&query, &[], ResponseCode::Refused), peer).await;
-                    }
-                    DnsAnswer::Servfail => {
-                        let _ = socket.send_to(&reply(&query, &[], ResponseCode::ServFail), peer).await;
-                    }
-                    DnsAnswer::Silent => {}
-                    DnsAnswer::Injected { first, then } => {
-                        let _ = socket
-                            .send_to(&reply(&query, &first, ResponseCode::NoError), peer)
-                            .await;
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            let _ = socket.send_to(&reply(&query, &then, ResponseCode::NoError), peer).await;
-                        });
-                    }
+                if delay.is_zero() {
+                    answer_once(socket, query, answer, peer).await;
+                } else {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        answer_once(socket, query, answer, peer).await;
+                    });
                 }
             }
         });
@@ -170,6 +160,24 @@ impl FakeResolver {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+async fn answer_once(socket: Arc<UdpSocket>, query: Message, answer: DnsAnswer, peer: SocketAddr) {
+    let (addrs, rcode) = match answer {
+        DnsAnswer::Addrs(a) => (a, ResponseCode::NoError),
+        DnsAnswer::Nxdomain => (Vec::new(), ResponseCode::NXDomain),
+        DnsAnswer::Refused => (Vec::new(), ResponseCode::Refused),
+        DnsAnswer::Servfail => (Vec::new(), ResponseCode::ServFail),
+        DnsAnswer::Silent => return,
+        DnsAnswer::Injected { first, then } => {
+            let _ = socket
+                .send_to(&reply(&query, &first, ResponseCode::NoError), peer)
+                .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            (then, ResponseCode::NoError)
+        }
+    };
+    let _ = socket.send_to(&reply(&query, &addrs, rcode), peer).await;
 }
 
 impl Drop for FakeResolver {
