@@ -119,6 +119,7 @@ pub fn run(args: ProbeArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
             getaddrinfo: true,
             udp: dns::system_udp_resolver(),
             timeout: step,
+            udp_is_second_opinion: true,
             ..DnsConfig::default()
         },
     };

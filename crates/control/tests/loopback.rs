@@ -99,6 +99,7 @@ impl Lab {
             udp: Some(self.probe_resolver),
             timeout: Duration::from_secs(2),
             duplicate_window: Duration::from_millis(100),
+            udp_is_second_opinion: false,
         };
         config.connect_timeout = Duration::from_secs(2);
         config.tls_timeout = Duration::from_secs(2);
@@ -773,4 +774,42 @@ async fn connection_refused_everywhere_is_down() {
         Some("connection_refused")
     );
     assert_eq!(o.verdict.status, Status::Down, "{:?}", o.verdict);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_second_opinion_resolver_is_set_aside_not_blamed() {
+    let silent = FakeResolver::start(table(&[("localhost", DnsAnswer::Silent)])).await;
+    let trace = censorwatch_probe::trace::Trace::new();
+    let mut config = DnsConfig {
+        getaddrinfo: true,
+        udp: Some(silent.addr()),
+        timeout: Duration::from_millis(300),
+        duplicate_window: Duration::from_millis(50),
+        udp_is_second_opinion: true,
+    };
+    let tags = vec!["depth=0".to_string()];
+    let lookup = censorwatch_probe::dns::resolve(&trace, &config, "localhost", &tags).await;
+    assert!(lookup.addrs.contains(&ip("127.0.0.1")), "{lookup:?}");
+    assert_eq!(lookup.failure, None);
+    assert_eq!(lookup.unanswered.len(), 2, "A and AAAA set aside");
+    assert!(
+        lookup
+            .queries
+            .iter()
+            .all(|q| q.engine.as_deref() == Some("getaddrinfo"))
+    );
+    // When the user chose the resolver, its silence is a failure on the record.
+    config.udp_is_second_opinion = false;
+    let lookup = censorwatch_probe::dns::resolve(&trace, &config, "localhost", &tags).await;
+    assert!(lookup.unanswered.is_empty());
+    let udp: Vec<_> = lookup
+        .queries
+        .iter()
+        .filter(|q| q.engine.as_deref() == Some("udp"))
+        .collect();
+    assert_eq!(udp.len(), 2);
+    assert!(
+        udp.iter()
+            .all(|q| failure_str(&q.failure) == Some("generic_timeout_error"))
+    );
 }

@@ -30,6 +30,12 @@ pub struct DnsConfig {
     pub timeout: Duration,
     /// Keep listening this long after the first UDP answer, for injected duplicates.
     pub duplicate_window: Duration,
+    /// The UDP resolver is a second opinion next to getaddrinfo (the system's resolver found in
+    /// resolv.conf, not one the user chose): a UDP query that got no reply at all is set aside in
+    /// [`Lookup::unanswered`] instead of counting as the lookup's failure, because the system may
+    /// reach its resolver by other means (a local stub, /etc/hosts) and a silent raw query there
+    /// is no evidence of blocking.
+    pub udp_is_second_opinion: bool,
 }
 
 impl Default for DnsConfig {
@@ -39,6 +45,7 @@ impl Default for DnsConfig {
             udp: None,
             timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_millis(300),
+            udp_is_second_opinion: false,
         }
     }
 }
@@ -54,6 +61,8 @@ pub struct Lookup {
     pub addrs: Vec<IpAddr>,
     /// The first engine's failure, when no engine returned an address.
     pub failure: Option<Failure>,
+    /// Second-opinion UDP queries that got no reply (see [`DnsConfig::udp_is_second_opinion`]).
+    pub unanswered: Vec<Query>,
 }
 
 /// The first `nameserver` of a resolv.conf text, on port 53.
@@ -115,6 +124,10 @@ pub async fn resolve(trace: &Trace, config: &DnsConfig, host: &str, tags: &[Stri
     if let Some(results) = udp {
         let mut udp_failure = None;
         for r in results {
+            if config.udp_is_second_opinion && r.query.rcode.is_none() {
+                out.unanswered.push(r.query);
+                continue;
+            }
             push_unique(&mut out.addrs, r.addrs);
             // NXDOMAIN on either type beats "no answer" (the AAAA query of a v4-only name).
             if let Some(f) = &r.query.failure {

@@ -256,6 +256,7 @@ struct Attempt {
 struct Observed {
     queries: Vec<Query>,
     duplicates: Vec<Query>,
+    unanswered: Vec<Query>,
     tcp_connect: Vec<TcpConnect>,
     tls_handshakes: Vec<TlsHandshake>,
     requests: Vec<HttpTransaction>,
@@ -300,6 +301,7 @@ impl Probe {
         let lookup = dns::resolve(&trace, &self.config.dns, &host, &depth_tags(0)).await;
         obs.queries.extend(lookup.queries.iter().cloned());
         obs.duplicates.extend(lookup.duplicates.iter().cloned());
+        obs.unanswered.extend(lookup.unanswered.iter().cloned());
         let dns_failure = lookup.failure.clone();
         let addrs: Vec<SocketAddr> = lookup
             .addrs
@@ -329,6 +331,8 @@ impl Probe {
             network_events: Some(trace.events()),
             http_experiment_failure: http_failure,
             x_dns_duplicate_responses: Some(obs.duplicates),
+            // LTE's key for extra Do53 lookups; the verdict does not read it.
+            x_do53: (!obs.unanswered.is_empty()).then(|| json!({ "queries": obs.unanswered })),
             x_control_request: self
                 .config
                 .control
@@ -528,6 +532,7 @@ impl Probe {
             let lookup = dns::resolve(trace, &self.config.dns, &host, &depth_tags(depth)).await;
             obs.queries.extend(lookup.queries);
             obs.duplicates.extend(lookup.duplicates);
+            obs.unanswered.extend(lookup.unanswered);
             if let Some(f) = lookup.failure {
                 return Some(f);
             }
