@@ -36,9 +36,9 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "DAYS", default_value_t = 14,
           value_parser = clap::value_parser!(u32).range(10..=366))]
     pub days: u32,
-    /// Multiplies the number of scenarios (76 per unit).
+    /// Multiplies the number of scenarios (84 per unit, each in a country of its own; 1 to 8).
     #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=100))]
+          value_parser = clap::value_parser!(u32).range(1..=8))]
     pub scale: u32,
     /// Detector bin width, 5m to 1d (e.g. 30m, 1h, 1d).
     #[arg(long, value_name = "DURATION", default_value = "1h")]

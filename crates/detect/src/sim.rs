@@ -151,6 +151,13 @@ impl ScenarioKind {
     }
 }
 
+/// Scenarios per unit of [`SimConfig::scale`].
+pub const SCENARIOS_PER_SCALE: u32 = 84;
+
+/// The largest [`SimConfig::scale`]: each scenario has a country of its own, and there are
+/// 26 × 26 = 676 two-letter codes.
+pub const MAX_SCALE: u32 = 8;
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SimConfig {
@@ -158,7 +165,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// Timeline length in days (at least 10, so that outages have a week of history).
     pub days: u32,
-    /// Multiplies the number of scenarios.
+    /// Multiplies the number of scenarios ([`SCENARIOS_PER_SCALE`] each), from 1 to
+    /// [`MAX_SCALE`] (larger values count as that).
     pub scale: u32,
     /// Unix time of the timeline's start (midnight UTC).
     pub start: i64,
@@ -290,7 +298,7 @@ pub fn generate(config: &SimConfig) -> Simulation {
     };
     let mut index = 0usize;
     for kind in ScenarioKind::ALL {
-        for _ in 0..kind.count() * config.scale.max(1) {
+        for _ in 0..kind.count() * config.scale.clamp(1, MAX_SCALE) {
             scenario(&mut sim, &mut rng, kind, index);
             index += 1;
         }
@@ -575,6 +583,16 @@ mod tests {
         }
         let mean = (0..20_000).map(|_| f64::from(a.poisson(4.0))).sum::<f64>() / 20_000.0;
         assert!((mean - 4.0).abs() < 0.1, "{mean}");
+    }
+
+    #[test]
+    fn every_scenario_has_its_own_country() {
+        let per_scale: u32 = ScenarioKind::ALL.iter().map(|k| k.count()).sum();
+        assert_eq!(per_scale, SCENARIOS_PER_SCALE);
+        assert!(SCENARIOS_PER_SCALE * MAX_SCALE <= 26 * 26);
+        let codes: std::collections::BTreeSet<Cc> =
+            (0..(SCENARIOS_PER_SCALE * MAX_SCALE) as usize).map(country).collect();
+        assert_eq!(codes.len(), (SCENARIOS_PER_SCALE * MAX_SCALE) as usize);
     }
 
     #[test]
