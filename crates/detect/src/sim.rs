@@ -157,6 +157,7 @@ pub const SCENARIOS_PER_SCALE: u32 = 84;
 /// The largest [`SimConfig::scale`]: each scenario has a country of its own, and there are
 /// 26 × 26 = 676 two-letter codes.
 pub const MAX_SCALE: u32 = 8;
+const _: () = assert!(SCENARIOS_PER_SCALE * MAX_SCALE <= 26 * 26);
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -589,7 +590,6 @@ mod tests {
     fn every_scenario_has_its_own_country() {
         let per_scale: u32 = ScenarioKind::ALL.iter().map(|k| k.count()).sum();
         assert_eq!(per_scale, SCENARIOS_PER_SCALE);
-        assert!(SCENARIOS_PER_SCALE * MAX_SCALE <= 26 * 26);
         let codes: std::collections::BTreeSet<Cc> =
             (0..(SCENARIOS_PER_SCALE * MAX_SCALE) as usize).map(country).collect();
         assert_eq!(codes.len(), (SCENARIOS_PER_SCALE * MAX_SCALE) as usize);
