@@ -35,6 +35,7 @@
 //! [`crate::spool`]); a server that answers with an error is [`StoreError::ClickHouse`].
 
 use crate::compress;
+use crate::detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 use crate::query::Cursor;
 use crate::record::RecordMeta;
 use crate::{InsertReport, MeasurementQuery, Page, Record, Store, StoreError};
@@ -80,6 +81,8 @@ const MIGRATIONS: &[&[&str]] = &[
     &[MEASUREMENTS_V1],
     // v2: the transparency log's leaf index per measurement.
     &[MEASUREMENT_LEAVES_V2],
+    // v3: detected events and outages.
+    &[DETECTIONS_V3],
 ];
 
 /// Schema version 2: each measurement's leaf index in the transparency log (censorwatch-evidence).
@@ -92,6 +95,28 @@ const MEASUREMENT_LEAVES_V2: &str = "CREATE TABLE IF NOT EXISTS measurement_leav
     leaf_index UInt64
 ) ENGINE = ReplacingMergeTree
 ORDER BY id";
+
+/// Schema version 3: the detector's results (censorwatch-detect), blocking events and outages.
+/// Rows are never changed in place: each write of a detection inserts a row with a higher
+/// `version`, and a removal inserts a tombstone (`deleted = 1`). Reads take each id's row with
+/// the highest version (`ORDER BY version DESC LIMIT 1 BY kind, id`, which 18.16 and current
+/// releases agree on, unlike `FINAL` combined with filters moved to `PREWHERE`); the engine
+/// drops the older rows in its merges. `body` is the whole detection as JSON.
+const DETECTIONS_V3: &str = "CREATE TABLE IF NOT EXISTS detections (
+    kind       String,           -- 'event' | 'outage'
+    id         String,
+    cc         String,
+    domain     String,           -- an event's label domain, '' for an outage
+    platform   String,           -- an event's platform, '' for an outage
+    start_time Int64,            -- Unix seconds
+    end_time   Int64,            -- Unix seconds, meaningful when has_end = 1
+    has_end    UInt8,
+    updated    Int64,            -- when it was last computed, Unix seconds
+    deleted    UInt8,            -- 1: a tombstone
+    version    UInt64,           -- the write's order (nanoseconds, strictly increasing per process)
+    body       String
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (kind, id)";
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -712,6 +737,250 @@ impl Store for ClickHouseStore {
         }
         let rows: Vec<M> = self.select("SELECT count() AS n, max(leaf_index) AS m FROM measurement_leaves")?;
         Ok(rows.first().filter(|r| r.n > 0).map(|r| r.m))
+    }
+
+    fn observations(
+        &self,
+        since: Option<i64>,
+        after: Option<&ObservationCursor>,
+        limit: usize,
+    ) -> Result<Vec<ObservationRow>, StoreError> {
+        #[derive(Deserialize)]
+        struct O {
+            id: String,
+            start_time: i64,
+            domain: String,
+            probe_cc: String,
+            probe_asn: u32,
+            status: String,
+            method: Option<String>,
+        }
+        let mut sql = String::from(
+            "SELECT id, start_time, domain, probe_cc, probe_asn, status, method FROM measurements \
+             WHERE has_domain = 1 AND domain != ''",
+        );
+        if let Some(since) = since {
+            let _ = write!(sql, " AND start_time >= {since}");
+        }
+        if let Some((t, id)) = after {
+            // Spelled out, as in `query`.
+            let _ = write!(
+                sql,
+                " AND (start_time > {t} OR (start_time = {t} AND id > {}))",
+                quote(id)
+            );
+        }
+        // `LIMIT 1 BY id`: a row written twice (before the engine merged it) is read once.
+        let _ = write!(sql, " ORDER BY start_time, id LIMIT 1 BY id LIMIT {limit}");
+        let rows: Vec<O> = self.select(&sql)?;
+        rows.into_iter()
+            .map(|o| {
+                Ok(ObservationRow {
+                    status: crate::detection::parse_status(&o.id, &o.status)?,
+                    method: crate::detection::parse_method(&o.id, o.method.as_deref())?,
+                    start_time: o.start_time,
+                    domain: o.domain,
+                    probe_cc: o.probe_cc,
+                    probe_asn: o.probe_asn,
+                    id: o.id,
+                })
+            })
+            .collect()
+    }
+
+    fn put_detections(&self, upserts: &[StoredDetection], removed: &[(DetectionKind, &str)]) -> Result<(), StoreError> {
+        if upserts.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let _writer = lock(&self.writer);
+        // One version for the whole write; an id both removed and upserted is upserted (no
+        // tombstone is written for it, so no id has two rows of the same version).
+        let version = next_version();
+        let mut body = Vec::new();
+        let mut line = |row: &DetectionRow<'_>| -> Result<(), StoreError> {
+            serde_json::to_writer(&mut body, row).map_err(|e| StoreError::Corrupt {
+                id: row.id.to_owned(),
+                message: format!("cannot encode the detection for storage ({e}); this is a censorwatch bug"),
+            })?;
+            body.push(b'\n');
+            Ok(())
+        };
+        let upserted: HashSet<(DetectionKind, &str)> = upserts.iter().map(|d| (d.kind, d.id.as_str())).collect();
+        for (kind, id) in removed {
+            if upserted.contains(&(*kind, *id)) {
+                continue;
+            }
+            line(&DetectionRow {
+                kind: kind.as_str(),
+                id,
+                cc: "",
+                domain: "",
+                platform: "",
+                start_time: 0,
+                end_time: 0,
+                has_end: 0,
+                updated: 0,
+                deleted: 1,
+                version,
+                body: "",
+            })?;
+        }
+        for d in upserts {
+            line(&DetectionRow {
+                kind: d.kind.as_str(),
+                id: &d.id,
+                cc: &d.cc,
+                domain: &d.domain,
+                platform: &d.platform,
+                start_time: d.start,
+                end_time: d.end.unwrap_or(0),
+                has_end: u8::from(d.end.is_some()),
+                updated: d.updated,
+                deleted: 0,
+                version,
+                body: &d.body,
+            })?;
+        }
+        self.request(true, &[("query", "INSERT INTO detections FORMAT JSONEachRow")], body)
+            .map(drop)
+    }
+
+    fn detections(&self, query: &DetectionQuery) -> Result<Vec<StoredDetection>, StoreError> {
+        // Every value goes through `quote` or is a number.
+        let mut sql = format!(
+            "SELECT {DETECTION_COLUMNS} FROM ({}) WHERE deleted = 0",
+            latest_detections(&format!("kind = {}", quote(query.kind.as_str())))
+        );
+        if let Some(cc) = &query.cc {
+            let _ = write!(sql, " AND cc = {}", quote(cc));
+        }
+        match (&query.domain, &query.platform) {
+            (None, None) => {}
+            (domain, platform) => {
+                let mut any = Vec::new();
+                if let Some(d) = domain {
+                    any.push(format!("domain = {0} OR platform = {0}", quote(d)));
+                }
+                if let Some(p) = platform {
+                    any.push(format!("platform = {}", quote(p)));
+                }
+                let _ = write!(sql, " AND ({})", any.join(" OR "));
+            }
+        }
+        if let Some(since) = query.since {
+            let _ = write!(sql, " AND (has_end = 0 OR end_time >= {since})");
+        }
+        if query.open_only {
+            sql.push_str(" AND has_end = 0");
+        }
+        let _ = write!(
+            sql,
+            " ORDER BY start_time DESC, id DESC LIMIT {}",
+            query.effective_limit()
+        );
+        let rows: Vec<DetectionOut> = self.select(&sql)?;
+        rows.into_iter().map(DetectionOut::into_detection).collect()
+    }
+
+    fn detection(&self, kind: DetectionKind, id: &str) -> Result<Option<StoredDetection>, StoreError> {
+        let rows: Vec<DetectionOut> = self.select(&format!(
+            "SELECT {DETECTION_COLUMNS} FROM ({}) WHERE deleted = 0",
+            latest_detections(&format!("kind = {} AND id = {}", quote(kind.as_str()), quote(id)))
+        ))?;
+        rows.into_iter().next().map(DetectionOut::into_detection).transpose()
+    }
+
+    fn detection_ids(&self, kind: DetectionKind) -> Result<Vec<String>, StoreError> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let rows: Vec<Id> = self.select(&format!(
+            "SELECT id FROM ({}) WHERE deleted = 0",
+            latest_detections(&format!("kind = {}", quote(kind.as_str())))
+        ))?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+}
+
+/// The columns a [`StoredDetection`] is read from.
+const DETECTION_COLUMNS: &str = "kind, id, cc, domain, platform, start_time, end_time, has_end, updated, body";
+
+/// A subquery of the latest row of each detection matching `filter` (a condition on the
+/// sorting key only, so that no older row of an id is filtered in while its newer one is out).
+fn latest_detections(filter: &str) -> String {
+    format!(
+        "SELECT kind, id, cc, domain, platform, start_time, end_time, has_end, updated, deleted, body \
+         FROM detections WHERE {filter} ORDER BY version DESC LIMIT 1 BY kind, id"
+    )
+}
+
+/// A strictly increasing write version: nanoseconds since 1970, bumped past the last one this
+/// process issued (so two writes in the same nanosecond, or a clock stepped back, still order).
+fn next_version() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// One detection row as sent in `INSERT … FORMAT JSONEachRow`.
+#[derive(serde::Serialize)]
+struct DetectionRow<'a> {
+    kind: &'a str,
+    id: &'a str,
+    cc: &'a str,
+    domain: &'a str,
+    platform: &'a str,
+    start_time: i64,
+    end_time: i64,
+    has_end: u8,
+    updated: i64,
+    deleted: u8,
+    version: u64,
+    body: &'a str,
+}
+
+/// A row of [`DETECTION_COLUMNS`] as the server sends it.
+#[derive(Deserialize)]
+struct DetectionOut {
+    kind: String,
+    id: String,
+    cc: String,
+    domain: String,
+    platform: String,
+    start_time: i64,
+    end_time: i64,
+    has_end: u8,
+    updated: i64,
+    body: String,
+}
+
+impl DetectionOut {
+    fn into_detection(self) -> Result<StoredDetection, StoreError> {
+        Ok(StoredDetection {
+            kind: DetectionKind::parse(&self.kind).ok_or_else(|| StoreError::Corrupt {
+                id: self.id.clone(),
+                message: format!("its detection kind {:?} is not one censorwatch writes", self.kind),
+            })?,
+            cc: self.cc,
+            domain: self.domain,
+            platform: self.platform,
+            start: self.start_time,
+            end: (self.has_end != 0).then_some(self.end_time),
+            updated: self.updated,
+            body: self.body,
+            id: self.id,
+        })
     }
 }
 

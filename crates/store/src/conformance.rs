@@ -14,6 +14,7 @@
 //! plain-Rust reference model ([`matches()`], [`newest_first`]) of the semantics documented in
 //! [`crate::query`].
 
+use crate::detection::{DetectionKind, DetectionQuery, StoredDetection};
 use crate::query::{Cursor, MAX_LIMIT};
 use crate::{InsertReport, MeasurementQuery, Record, Store};
 use censorwatch_model::{Measurement, Method, Status, Verdict};
@@ -42,6 +43,14 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("a_5_mb_measurement_round_trips", a_5_mb_measurement_round_trips),
     ("a_batch_of_10_000_records", a_batch_of_10_000_records),
     ("leaf_indexes_are_kept", leaf_indexes_are_kept),
+    (
+        "observations_come_in_time_order_with_domains",
+        observations_come_in_time_order_with_domains,
+    ),
+    (
+        "detections_are_stored_replaced_and_queried",
+        detections_are_stored_replaced_and_queried,
+    ),
 ];
 
 /// Runs every check, each on a new store from `make`. Panics naming the first check that fails.
@@ -73,6 +82,8 @@ macro_rules! conformance_tests {
             a_5_mb_measurement_round_trips,
             a_batch_of_10_000_records,
             leaf_indexes_are_kept,
+            observations_come_in_time_order_with_domains,
+            detections_are_stored_replaced_and_queried,
         );
     };
     (@each $make:expr; $($check:ident,)*) => {
@@ -1108,4 +1119,178 @@ pub fn leaf_indexes_are_kept(store: &dyn Store) {
     // Re-inserting a logged measurement keeps its index.
     insert(store, &records);
     assert_eq!(store.leaf_index(half[0].0).unwrap(), Some(10));
+}
+
+/// Detector inputs: every stored measurement with a domain, once, in (start time, id) order,
+/// with its country, network, status and method; `since` and the page cursor cut where they say.
+pub fn observations_come_in_time_order_with_domains(store: &dyn Store) {
+    let mut records = unique_records(&small_fixture_records(64 * 1024), "obs", 300);
+    // A few without a domain, and same-second ties.
+    for (i, r) in records.iter_mut().enumerate() {
+        if i % 50 == 7 {
+            r.meta.domain = None;
+        }
+        if i % 10 == 3 {
+            r.meta.start_time = 1_700_000_000;
+        }
+    }
+    insert(store, &records);
+    let mut want: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.meta.domain.as_deref().is_some_and(|d| !d.is_empty()))
+        .collect();
+    want.sort_by(|a, b| (a.meta.start_time, a.id.as_bytes()).cmp(&(b.meta.start_time, b.id.as_bytes())));
+    assert!(want.len() > 50 && want.len() < records.len(), "{}", want.len());
+
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.observations(None, after.as_ref(), 37).expect("observations");
+        assert!(page.len() <= 37);
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|o| (o.start_time, o.id.clone()));
+        got.extend(page);
+    }
+    assert_eq!(got.len(), want.len(), "each measurement with a domain, once");
+    for (o, r) in got.iter().zip(&want) {
+        assert_eq!(o.id, r.id);
+        assert_eq!(o.start_time, r.meta.start_time);
+        assert_eq!(Some(&o.domain), r.meta.domain.as_ref());
+        assert_eq!(
+            (o.probe_cc.as_str(), o.probe_asn),
+            (r.meta.probe_cc.as_str(), r.meta.probe_asn)
+        );
+        assert_eq!((o.status, o.method), (r.verdict.status, r.verdict.method), "{}", o.id);
+    }
+    let cut = want[want.len() / 2].meta.start_time;
+    let since = store.observations(Some(cut), None, 10_000).expect("observations since");
+    let expect_since: Vec<&str> = want
+        .iter()
+        .filter(|r| r.meta.start_time >= cut)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(since.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), expect_since);
+    // A duplicate insert adds nothing.
+    insert(store, &records[..20]);
+    assert_eq!(store.observations(None, None, 10_000).unwrap().len(), want.len());
+}
+
+fn detection(kind: DetectionKind, id: &str, cc: &str, platform: &str, start: i64, end: Option<i64>) -> StoredDetection {
+    StoredDetection {
+        kind,
+        id: id.to_owned(),
+        cc: cc.to_owned(),
+        domain: if platform.is_empty() {
+            String::new()
+        } else {
+            format!("{platform}.com")
+        },
+        platform: platform.to_owned(),
+        start,
+        end,
+        updated: 1_700_000_000,
+        body: format!(r#"{{"id": "{id}", "note": "it's \"quoted\" ü"}}"#),
+    }
+}
+
+/// Events and outages: upserts replace by (kind, id), removals remove, `replace_detections`
+/// leaves exactly the set given, and every filter agrees with [`DetectionQuery::matches`].
+pub fn detections_are_stored_replaced_and_queried(store: &dyn Store) {
+    use DetectionKind::{Event, Outage};
+    let all_events = DetectionQuery::all(Event);
+    assert!(store.detections(&all_events).unwrap().is_empty());
+    let mut set = vec![
+        detection(Event, "PK-twitter-100", "PK", "twitter", 100, None),
+        detection(Event, "PK-youtube-50", "PK", "youtube", 50, Some(400)),
+        detection(Event, "IR-twitter-200", "IR", "twitter", 200, Some(300)),
+        detection(Event, "IR-o'hara-200", "IR", "o'hara", 200, None),
+        detection(Outage, "PK-outage-100", "PK", "", 100, Some(150)),
+    ];
+    store.put_detections(&set, &[]).unwrap();
+    let check = |set: &[StoredDetection]| {
+        let mut queries = Vec::new();
+        for kind in [Event, Outage] {
+            for cc in [None, Some("PK"), Some("IR")] {
+                for (domain, platform) in [
+                    (None, None),
+                    (Some("x"), None),
+                    (Some("twitter"), None),
+                    (Some("twitter.com"), None),
+                    (Some("youtube.com"), Some("twitter")),
+                    (Some("o'hara.com"), None),
+                ] {
+                    for since in [None, Some(299), Some(300), Some(401)] {
+                        for open_only in [false, true] {
+                            queries.push(DetectionQuery {
+                                kind,
+                                cc: cc.map(str::to_owned),
+                                domain: domain.map(str::to_owned),
+                                platform: platform.map(str::to_owned),
+                                since,
+                                open_only,
+                                limit: 0,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for q in queries {
+            let mut want: Vec<&StoredDetection> = set.iter().filter(|d| q.matches(d)).collect();
+            want.sort_by(|a, b| (b.start, b.id.as_bytes()).cmp(&(a.start, a.id.as_bytes())));
+            let got = store.detections(&q).unwrap_or_else(|e| panic!("{q:?}: {e}"));
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "{q:?}");
+        }
+        for d in set {
+            assert_eq!(store.detection(d.kind, &d.id).unwrap().as_ref(), Some(d));
+        }
+    };
+    check(&set);
+    assert_eq!(
+        store.detection(Outage, "PK-twitter-100").unwrap(),
+        None,
+        "ids are per kind"
+    );
+    assert_eq!(store.detection(Event, "nope").unwrap(), None);
+    let limited = DetectionQuery {
+        limit: 2,
+        ..DetectionQuery::all(Event)
+    };
+    let got: Vec<String> = store.detections(&limited).unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(got, ["IR-twitter-200", "IR-o'hara-200"]);
+
+    // An update (the event ended) and a removal.
+    set[0].end = Some(500);
+    set[0].body = r#"{"ended": true}"#.into();
+    let removed = set.remove(2);
+    store
+        .put_detections(&set[..1], &[(Event, removed.id.as_str()), (Event, "never-stored")])
+        .unwrap();
+    check(&set);
+    assert_eq!(store.detection(Event, &removed.id).unwrap(), None);
+
+    // Removed and stored again in one call: stored.
+    store
+        .put_detections(std::slice::from_ref(&removed), &[(Event, removed.id.as_str())])
+        .unwrap();
+    set.push(removed);
+    check(&set);
+
+    // A recomputation replaces the events and keeps the outages.
+    let fresh = vec![
+        detection(Event, "PK-twitter-90", "PK", "twitter", 90, None),
+        detection(Event, "IR-o'hara-200", "IR", "o'hara", 200, Some(260)),
+    ];
+    store.replace_detections(&[Event], &fresh).unwrap();
+    let mut ids = store.detection_ids(Event).unwrap();
+    ids.sort();
+    assert_eq!(ids, ["IR-o'hara-200", "PK-twitter-90"]);
+    let mut expect = fresh.clone();
+    expect.push(set.iter().find(|d| d.kind == Outage).unwrap().clone());
+    check(&expect);
+    store.replace_detections(&[Event, Outage], &[]).unwrap();
+    check(&[]);
+    assert!(store.detection_ids(Outage).unwrap().is_empty());
 }

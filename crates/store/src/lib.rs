@@ -15,12 +15,14 @@ pub mod clickhouse;
 pub mod compress;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod detection;
 pub mod query;
 pub mod record;
 pub mod spool;
 pub mod sqlite;
 
 pub use clickhouse::ClickHouseStore;
+pub use detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 pub use query::{MeasurementQuery, Page};
 pub use record::{Record, RecordMeta};
 pub use sqlite::SqliteStore;
@@ -145,6 +147,65 @@ pub trait Store: Send + Sync {
     /// The highest leaf index recorded (`None` when none is).
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         Err(no_leaf_indexes())
+    }
+
+    // Detection (see [`detection`]): what the detector reads, and the events and outages it
+    // found. The defaults say the store keeps no such thing.
+
+    /// Up to `limit` stored measurements with a domain, as detector inputs, in (start time, id)
+    /// order: those with a start time ≥ `since` (when given) and after `after` (the last row of
+    /// the previous page).
+    fn observations(
+        &self,
+        since: Option<i64>,
+        after: Option<&ObservationCursor>,
+        limit: usize,
+    ) -> Result<Vec<ObservationRow>, StoreError> {
+        let _ = (since, after, limit);
+        Err(detection::no_detections())
+    }
+
+    /// Stores `upserts` (replacing rows of the same kind and id) and removes the rows named in
+    /// `removed`, all or nothing.
+    fn put_detections(&self, upserts: &[StoredDetection], removed: &[(DetectionKind, &str)]) -> Result<(), StoreError> {
+        let _ = (upserts, removed);
+        Err(detection::no_detections())
+    }
+
+    /// Detections matching `query`, latest start first (then id, descending).
+    fn detections(&self, query: &DetectionQuery) -> Result<Vec<StoredDetection>, StoreError> {
+        let _ = query;
+        Err(detection::no_detections())
+    }
+
+    /// One detection by kind and id.
+    fn detection(&self, kind: DetectionKind, id: &str) -> Result<Option<StoredDetection>, StoreError> {
+        let _ = (kind, id);
+        Err(detection::no_detections())
+    }
+
+    /// The ids of every stored detection of `kind`, in any order.
+    fn detection_ids(&self, kind: DetectionKind) -> Result<Vec<String>, StoreError> {
+        let _ = kind;
+        Err(detection::no_detections())
+    }
+
+    /// Makes the stored detections of the `kinds` named exactly `all`: upserts them
+    /// and removes every other stored one of those kinds (a recomputation from scratch). `kinds`
+    /// names the kinds replaced, so an empty result still clears them.
+    fn replace_detections(&self, kinds: &[DetectionKind], all: &[StoredDetection]) -> Result<(), StoreError> {
+        let keep: std::collections::HashSet<(DetectionKind, &str)> =
+            all.iter().map(|d| (d.kind, d.id.as_str())).collect();
+        let mut stale = Vec::new();
+        for kind in kinds {
+            for id in self.detection_ids(*kind)? {
+                if !keep.contains(&(*kind, id.as_str())) {
+                    stale.push((*kind, id));
+                }
+            }
+        }
+        let removed: Vec<(DetectionKind, &str)> = stale.iter().map(|(k, id)| (*k, id.as_str())).collect();
+        self.put_detections(all, &removed)
     }
 }
 

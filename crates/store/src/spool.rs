@@ -360,6 +360,36 @@ impl<S: Store> Store for SpoolingStore<S> {
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         self.inner.max_leaf_index()
     }
+
+    // Spooled batches are not in the inner store yet: the detector sees them once drained.
+    fn observations(
+        &self,
+        since: Option<i64>,
+        after: Option<&crate::ObservationCursor>,
+        limit: usize,
+    ) -> Result<Vec<crate::ObservationRow>, StoreError> {
+        self.inner.observations(since, after, limit)
+    }
+
+    fn put_detections(
+        &self,
+        upserts: &[crate::StoredDetection],
+        removed: &[(crate::DetectionKind, &str)],
+    ) -> Result<(), StoreError> {
+        self.inner.put_detections(upserts, removed)
+    }
+
+    fn detections(&self, query: &crate::DetectionQuery) -> Result<Vec<crate::StoredDetection>, StoreError> {
+        self.inner.detections(query)
+    }
+
+    fn detection(&self, kind: crate::DetectionKind, id: &str) -> Result<Option<crate::StoredDetection>, StoreError> {
+        self.inner.detection(kind, id)
+    }
+
+    fn detection_ids(&self, kind: crate::DetectionKind) -> Result<Vec<String>, StoreError> {
+        self.inner.detection_ids(kind)
+    }
 }
 
 #[cfg(test)]

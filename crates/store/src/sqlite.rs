@@ -18,6 +18,7 @@
 //! changing the API.
 
 use crate::compress;
+use crate::detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 use crate::query::Cursor;
 use crate::record::RecordMeta;
 use crate::{InsertReport, MeasurementQuery, Page, Record, Store, StoreError};
@@ -36,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/schema.sql"),
     // v2: the transparency log's leaf index per measurement.
     include_str!("sqlite/v2_leaf_index.sql"),
+    // v3: detected events and outages.
+    include_str!("sqlite/v3_detections.sql"),
 ];
 
 /// Ids per `IN (…)` list (SQLite's bound-parameter limit is 32 766 since 3.32).
@@ -436,6 +439,165 @@ impl Store for SqliteStore {
         let max: Option<i64> = conn.query_row("SELECT max(leaf_index) FROM measurement_leaves", [], |r| r.get(0))?;
         Ok(max.and_then(|i| u64::try_from(i).ok()))
     }
+
+    fn observations(
+        &self,
+        since: Option<i64>,
+        after: Option<&ObservationCursor>,
+        limit: usize,
+    ) -> Result<Vec<ObservationRow>, StoreError> {
+        let (after_time, after_id) = match after {
+            Some((t, id)) => (*t, id.as_str()),
+            None => (i64::MIN, ""),
+        };
+        let conn = lock(&self.reader);
+        // `(start_time, id) > (?, ?)` walks the measurements_time_id index in order.
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, start_time, domain, probe_cc, probe_asn, status, method FROM measurements \
+             WHERE (start_time, id) > (?1, ?2) AND start_time >= ?3 AND domain IS NOT NULL AND domain != '' \
+             ORDER BY start_time, id LIMIT ?4",
+        )?;
+        let mut rows = stmt.query(params![
+            after_time,
+            after_id,
+            since.unwrap_or(i64::MIN),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let asn: i64 = row.get(4)?;
+            let status: String = row.get(5)?;
+            let method: Option<String> = row.get(6)?;
+            out.push(ObservationRow {
+                start_time: row.get(1)?,
+                domain: row.get(2)?,
+                probe_cc: row.get(3)?,
+                probe_asn: u32::try_from(asn).map_err(|_| StoreError::Corrupt {
+                    id: id.clone(),
+                    message: format!("probe_asn {asn} is out of range"),
+                })?,
+                status: crate::detection::parse_status(&id, &status)?,
+                method: crate::detection::parse_method(&id, method.as_deref())?,
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    fn put_detections(&self, upserts: &[StoredDetection], removed: &[(DetectionKind, &str)]) -> Result<(), StoreError> {
+        if upserts.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM detections WHERE kind = ?1 AND id = ?2")?;
+            for (kind, id) in removed {
+                delete.execute(params![kind.as_str(), id])?;
+            }
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO detections (kind, id, cc, domain, platform, start_time, end_time, updated, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT(kind, id) DO UPDATE SET cc = excluded.cc, domain = excluded.domain, \
+                 platform = excluded.platform, start_time = excluded.start_time, end_time = excluded.end_time, \
+                 updated = excluded.updated, body = excluded.body",
+            )?;
+            for d in upserts {
+                upsert.execute(params![
+                    d.kind.as_str(),
+                    d.id,
+                    d.cc,
+                    d.domain,
+                    d.platform,
+                    d.start,
+                    d.end,
+                    d.updated,
+                    d.body
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn detections(&self, query: &DetectionQuery) -> Result<Vec<StoredDetection>, StoreError> {
+        // Only fixed SQL fragments are appended; every value is a bound parameter.
+        let mut sql = format!("SELECT {DETECTION_COLUMNS} FROM detections WHERE kind = ?");
+        let mut values: Vec<Value> = vec![Value::Text(query.kind.as_str().to_owned())];
+        if let Some(cc) = &query.cc {
+            sql.push_str(" AND cc = ?");
+            values.push(Value::Text(cc.clone()));
+        }
+        match (&query.domain, &query.platform) {
+            (None, None) => {}
+            (domain, platform) => {
+                // A never-matching value stands in for the missing one.
+                let d = domain.clone().map_or(Value::Null, Value::Text);
+                let p = platform.clone().map_or(Value::Null, Value::Text);
+                sql.push_str(" AND (domain = ? OR platform = ? OR platform = ?)");
+                values.extend([d.clone(), d, p]);
+            }
+        }
+        if let Some(since) = query.since {
+            sql.push_str(" AND (end_time IS NULL OR end_time >= ?)");
+            values.push(Value::Integer(since));
+        }
+        if query.open_only {
+            sql.push_str(" AND end_time IS NULL");
+        }
+        sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT ?");
+        values.push(Value::Integer(query.effective_limit().into()));
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(read_detection(row)?);
+        }
+        Ok(out)
+    }
+
+    fn detection(&self, kind: DetectionKind, id: &str) -> Result<Option<StoredDetection>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DETECTION_COLUMNS} FROM detections WHERE kind = ?1 AND id = ?2"
+        ))?;
+        let mut rows = stmt.query(params![kind.as_str(), id])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(read_detection(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn detection_ids(&self, kind: DetectionKind) -> Result<Vec<String>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached("SELECT id FROM detections WHERE kind = ?1")?;
+        let ids = stmt.query_map([kind.as_str()], |r| r.get::<_, String>(0))?;
+        Ok(ids.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+/// The columns a [`StoredDetection`] is read from (see [`read_detection`]).
+const DETECTION_COLUMNS: &str = "kind, id, cc, domain, platform, start_time, end_time, updated, body";
+
+fn read_detection(row: &Row<'_>) -> Result<StoredDetection, StoreError> {
+    let kind: String = row.get(0)?;
+    let id: String = row.get(1)?;
+    Ok(StoredDetection {
+        kind: DetectionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            id: id.clone(),
+            message: format!("its detection kind {kind:?} is not one censorwatch writes"),
+        })?,
+        cc: row.get(2)?,
+        domain: row.get(3)?,
+        platform: row.get(4)?,
+        start: row.get(5)?,
+        end: row.get(6)?,
+        updated: row.get(7)?,
+        body: row.get(8)?,
+        id,
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use censorwatch_store::clickhouse::SCHEMA_VERSION;
 use censorwatch_store::conformance::{distinct, fixture_records, query_all, small_fixture_records};
+use censorwatch_store::detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 use censorwatch_store::{ClickHouseStore, InsertReport, MeasurementQuery, Page, Record, Store, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -122,6 +123,26 @@ impl Store for TempClickHouse {
     }
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         self.store.max_leaf_index()
+    }
+    fn observations(
+        &self,
+        since: Option<i64>,
+        after: Option<&ObservationCursor>,
+        limit: usize,
+    ) -> Result<Vec<ObservationRow>, StoreError> {
+        self.store.observations(since, after, limit)
+    }
+    fn put_detections(&self, upserts: &[StoredDetection], removed: &[(DetectionKind, &str)]) -> Result<(), StoreError> {
+        self.store.put_detections(upserts, removed)
+    }
+    fn detections(&self, query: &DetectionQuery) -> Result<Vec<StoredDetection>, StoreError> {
+        self.store.detections(query)
+    }
+    fn detection(&self, kind: DetectionKind, id: &str) -> Result<Option<StoredDetection>, StoreError> {
+        self.store.detection(kind, id)
+    }
+    fn detection_ids(&self, kind: DetectionKind) -> Result<Vec<String>, StoreError> {
+        self.store.detection_ids(kind)
     }
 }
 

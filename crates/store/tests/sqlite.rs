@@ -2,6 +2,7 @@
 //! has to prove (reopening, schema versions, concurrent writers, crash safety, rollback).
 
 use censorwatch_store::conformance::{self, distinct, fixture_records, query_all, small_fixture_records};
+use censorwatch_store::detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 use censorwatch_store::sqlite::SCHEMA_VERSION;
 use censorwatch_store::{InsertReport, MeasurementQuery, Page, Record, SqliteStore, Store, StoreError};
 use std::collections::HashSet;
@@ -56,6 +57,26 @@ impl Store for TempSqlite {
     }
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         self.store.max_leaf_index()
+    }
+    fn observations(
+        &self,
+        since: Option<i64>,
+        after: Option<&ObservationCursor>,
+        limit: usize,
+    ) -> Result<Vec<ObservationRow>, StoreError> {
+        self.store.observations(since, after, limit)
+    }
+    fn put_detections(&self, upserts: &[StoredDetection], removed: &[(DetectionKind, &str)]) -> Result<(), StoreError> {
+        self.store.put_detections(upserts, removed)
+    }
+    fn detections(&self, query: &DetectionQuery) -> Result<Vec<StoredDetection>, StoreError> {
+        self.store.detections(query)
+    }
+    fn detection(&self, kind: DetectionKind, id: &str) -> Result<Option<StoredDetection>, StoreError> {
+        self.store.detection(kind, id)
+    }
+    fn detection_ids(&self, kind: DetectionKind) -> Result<Vec<String>, StoreError> {
+        self.store.detection_ids(kind)
     }
 }
 
