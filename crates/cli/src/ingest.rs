@@ -269,14 +269,66 @@ struct Written {
 enum WriteError {
     Store(StoreError),
     Log(LedgerError),
+    /// The logger thread stopped early (its own error is the one reported).
+    LoggerStopped,
     Rejects(io::Error),
     Judge(io::Error),
 }
 
-/// The writer: puts judged chunks back in input order and stores them in batches.
+/// The writer: puts judged chunks back in input order and stores them in batches. With a
+/// ledger, a logger thread appends each stored batch to the transparency log while the writer
+/// stores the next one (the log's and the store's fsyncs overlap); batches reach it in order,
+/// each only after its commit.
 fn write(
     store: &dyn Store,
-    mut ledger: Option<&mut Ledger>,
+    ledger: Option<&mut Ledger>,
+    judged: Receiver<io::Result<Judged>>,
+    rejects: &mut Rejects,
+    file: &str,
+) -> Result<Written, WriteError> {
+    std::thread::scope(|scope| {
+        let (to_logger, stored) = sync_channel::<Vec<Record>>(1);
+        let logger = ledger.map(|ledger| scope.spawn(move || log_batches(store, ledger, &stored)));
+        let to_logger = logger.is_some().then_some(to_logger);
+        let result = store_batches(store, to_logger, judged, rejects, file);
+        let logged = logger.map(|l| l.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        // The logger's own error first: it is why the writer saw it stop.
+        let logged = logged.transpose().map_err(WriteError::Log)?;
+        let mut written = result?;
+        if let Some((count, deferred)) = logged {
+            written.logged = count;
+            written.log_deferred = deferred;
+        }
+        Ok(written)
+    })
+}
+
+/// The logger: appends each stored batch's new measurements to the log, in order. A store that
+/// is unreachable (ClickHouse down, the batch spooled) puts logging off until the ledger is next
+/// reconciled; any other failure stops the ingest.
+fn log_batches(
+    store: &dyn Store,
+    ledger: &mut Ledger,
+    stored: &Receiver<Vec<Record>>,
+) -> Result<(u64, Option<String>), LedgerError> {
+    let mut logged = 0;
+    let mut deferred = None;
+    for batch in stored {
+        if deferred.is_some() {
+            continue;
+        }
+        match ledger.log_stored(store, &batch) {
+            Ok(l) => logged += l.appended,
+            Err(LedgerError::Store(e @ StoreError::Unavailable { .. })) => deferred = Some(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((logged, deferred))
+}
+
+fn store_batches(
+    store: &dyn Store,
+    to_logger: Option<SyncSender<Vec<Record>>>,
     judged: Receiver<io::Result<Judged>>,
     rejects: &mut Rejects,
     file: &str,
@@ -286,26 +338,22 @@ fn write(
     let mut next_seq = 0u64;
     let mut batch: Vec<Record> = Vec::new();
     let mut batch_bytes = 0usize;
-    let mut store_batch = |batch: &mut Vec<Record>, written: &mut Written| -> Result<(), WriteError> {
+    let store_batch = |batch: &mut Vec<Record>, written: &mut Written| -> Result<(), WriteError> {
         if batch.is_empty() {
             return Ok(());
         }
         let report = store.insert(batch).map_err(WriteError::Store)?;
         written.inserted.stored += report.stored;
         written.inserted.duplicates += report.duplicates;
-        if let Some(ledger) = ledger.as_deref_mut() {
-            if written.log_deferred.is_none() {
-                match ledger.log_stored(store, batch) {
-                    Ok(logged) => written.logged += logged.appended,
-                    // A spooled batch (ClickHouse down) is logged once it reaches the server.
-                    Err(LedgerError::Store(e @ StoreError::Unavailable { .. })) => {
-                        written.log_deferred = Some(e.to_string());
-                    }
-                    Err(e) => return Err(WriteError::Log(e)),
+        match &to_logger {
+            // The logger stopped on an error: it is reported when it is joined.
+            Some(logger) => {
+                if logger.send(std::mem::take(batch)).is_err() {
+                    return Err(WriteError::LoggerStopped);
                 }
             }
+            None => batch.clear(),
         }
-        batch.clear();
         Ok(())
     };
     for result in judged {
@@ -412,6 +460,10 @@ pub fn run(
                 rejects.flush()?;
                 return Err(match e {
                     WriteError::Store(e) => io::Error::other(format!("storing measurements from {name} failed: {e}")),
+                    WriteError::LoggerStopped => io::Error::other(format!(
+                        "logging the measurements stored from {name} stopped; they are stored, and the next \
+                         ingest or serve appends them to the log"
+                    )),
                     WriteError::Log(e) => io::Error::other(format!(
                         "logging the measurements stored from {name} failed: {e} (they are stored; the next \
                          ingest or serve appends them to the log)"
