@@ -47,7 +47,7 @@ pub fn run(args: ControlArgs, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
         resolver: args.resolver,
         ca_files: args.ca_file,
         local_ip: args.source_ip,
-        rate: censorwatch_server::RateLimit {
+        rate: censorwatch_control::RateLimit {
             per_second: args.rate.max(0.001),
             burst: (args.rate * 5.0).max(1.0),
         },

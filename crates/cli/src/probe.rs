@@ -57,6 +57,10 @@ pub struct ProbeArgs {
     /// Timeout of each step (DNS, connect, handshake), seconds; HTTP gets 1.5× this.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub timeout: f64,
+    /// Also download a 4 MiB reference from the control's /throughput, once, and write its rate
+    /// into every measurement (x_throughput_reference) next to the target's own (x_throughput).
+    #[arg(long)]
+    pub throughput: bool,
     /// Connect from this local address (labs).
     #[arg(long, value_name = "IP", hide = true)]
     pub source_ip: Option<IpAddr>,
@@ -209,6 +213,22 @@ pub fn run(args: ProbeArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
                 Err(f) => writeln!(
                     err,
                     "censorwatch probe: the control's /whoami failed ({f}); measurements will say AS0 / ZZ"
+                )?,
+            }
+        }
+        if let (Some(c), true) = (&control, args.throughput) {
+            match c.throughput_reference(4 << 20).await {
+                Ok(t) => {
+                    writeln!(
+                        err,
+                        "censorwatch probe: reference transfer from the control: {:.0} KiB/s",
+                        t.bytes_per_second / 1024.0
+                    )?;
+                    config.throughput_reference = Some(t);
+                }
+                Err(f) => writeln!(
+                    err,
+                    "censorwatch probe: the control's /throughput failed ({f}); no reference rate"
                 )?,
             }
         }

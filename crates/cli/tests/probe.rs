@@ -185,6 +185,7 @@ fn probe_json_out_and_analyze_agree() {
         &w.control_url,
         &[
             "--json",
+            "--throughput",
             "--out",
             out.to_str().unwrap(),
             &w.ok_url,
@@ -208,6 +209,9 @@ fn probe_json_out_and_analyze_agree() {
     assert_eq!(m["probe_ip"], "127.0.0.1");
     assert_eq!(m["probe_asn"], "AS64512");
     assert_eq!(m["test_keys"]["accessible"], true);
+    assert!(stderr.contains("reference transfer from the control"), "{stderr}");
+    assert_eq!(m["test_keys"]["x_throughput_reference"]["bytes"], 4 << 20);
+    assert!(m["test_keys"]["x_throughput"]["bytes"].as_i64().unwrap() > 0);
     let sni = by_input(&records, &w.sni_url);
     assert_eq!(sni["verdict"]["status"], "blocked");
     assert_eq!(sni["verdict"]["method"], "tls.reset");

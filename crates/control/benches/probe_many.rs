@@ -99,7 +99,7 @@ fn main() {
             allow_private: true,
             resolver: Some(resolver.addr()),
             ca_files: vec![dir.join("ca.pem")],
-            rate: censorwatch_server::RateLimit {
+            rate: censorwatch_control::RateLimit {
                 per_second: 1e9,
                 burst: 1e9,
             },

@@ -5,21 +5,21 @@
 //! | `POST /` | OONI test-helper request → `THResponse` (400 on a bad request, 429 over the rate limit, 503 when saturated) |
 //! | `GET /` | a short text saying what this is (OONI's helper answers GET with a canned reply too) |
 //! | `GET /whoami` | the caller's address, ASN, country and network name |
+//! | `GET /throughput?bytes=N` | N bytes (default 4 MiB, at most 16 MiB) of incompressible data: a reference transfer for throttling judgements |
 //!
 //! Bounded: request bodies (64 KiB — a real request is under 1 KiB), endpoints per request (see
 //! [`Helper`]), requests in flight, and requests per client address per second.
 
 use crate::helper::Helper;
 use crate::ipdb::RangeTable;
+use crate::ratelimit::{RateLimit, RateLimiter};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use censorwatch_probe::{ThRequest, WhoAmI};
-use censorwatch_server::RateLimit;
-use censorwatch_server::ratelimit::RateLimiter;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,6 +70,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
     Router::new()
         .route("/", get(index).post(measure))
         .route("/whoami", get(whoami))
+        .route("/throughput", get(throughput))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .with_state(state)
 }
@@ -111,7 +112,7 @@ fn rate_limited(state: &ControlState, ip: IpAddr) -> Option<Response> {
 }
 
 async fn index() -> &'static str {
-    "censorwatch control (an OONI-compatible web connectivity test helper): POST a test-helper request to /; GET /whoami tells you your network.\n"
+    "censorwatch control (an OONI-compatible web connectivity test helper): POST a test-helper request to /; GET /whoami tells you your network; GET /throughput?bytes=N sends N bytes.\n"
 }
 
 async fn whoami(State(state): State<Arc<ControlState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
@@ -119,6 +120,70 @@ async fn whoami(State(state): State<Arc<ControlState>>, ConnectInfo(peer): Conne
         return r;
     }
     json(&state.whoami(peer.ip()))
+}
+
+/// Default and largest `/throughput` transfer.
+pub const THROUGHPUT_DEFAULT: usize = 4 << 20;
+/// Largest `/throughput` transfer.
+pub const THROUGHPUT_MAX: usize = 16 << 20;
+
+const CHUNK_LEN: usize = 64 * 1024;
+
+/// 64 KiB of xorshift output: incompressible, so a compressing middlebox cannot flatter the rate.
+static CHUNK: [u8; CHUNK_LEN] = {
+    let mut out = [0u8; CHUNK_LEN];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut i = 0;
+    while i < CHUNK_LEN {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out[i] = (x >> 24) as u8;
+        i += 1;
+    }
+    out
+};
+
+/// The size asked for in `bytes=N`, bounded.
+pub fn throughput_size(query: Option<&str>) -> Result<usize, String> {
+    let Some(value) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("bytes="))
+    else {
+        return Ok(THROUGHPUT_DEFAULT);
+    };
+    match value.parse::<usize>() {
+        Ok(n) if n <= THROUGHPUT_MAX => Ok(n),
+        _ => Err(format!("bytes={value:?} must be a number from 0 to {THROUGHPUT_MAX}")),
+    }
+}
+
+async fn throughput(
+    State(state): State<Arc<ControlState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(r) = rate_limited(&state, peer.ip()) {
+        return r;
+    }
+    let n = match throughput_size(query.as_deref()) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let chunks = (0..n.div_ceil(CHUNK_LEN)).map(move |i| {
+        let len = (n - i * CHUNK_LEN).min(CHUNK_LEN);
+        Ok::<_, std::convert::Infallible>(Bytes::from_static(&CHUNK[..len]))
+    });
+    let mut r = axum::body::Body::from_stream(futures_util::stream::iter(chunks)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&n.to_string()) {
+        r.headers_mut().insert(header::CONTENT_LENGTH, v);
+    }
+    r
 }
 
 async fn measure(
@@ -149,5 +214,20 @@ async fn measure(
     match state.helper.measure(&request).await {
         Ok(response) => json(&response),
         Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_sizes_are_bounded() {
+        assert_eq!(throughput_size(None), Ok(THROUGHPUT_DEFAULT));
+        assert_eq!(throughput_size(Some("x=1&bytes=1000")), Ok(1000));
+        assert!(throughput_size(Some("bytes=999999999999")).is_err());
+        assert!(throughput_size(Some("bytes=-1")).is_err());
+        // Not all one byte: a compressing middlebox gains nothing.
+        assert!(CHUNK.iter().filter(|b| **b == CHUNK[0]).count() < CHUNK_LEN / 64);
     }
 }

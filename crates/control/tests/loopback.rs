@@ -324,6 +324,18 @@ async fn success_over_https_is_ok_and_fully_recorded() {
     assert_eq!(k.control_failure, None);
     assert_eq!(k.accessible, Some(true));
     assert_eq!(serde_json::to_value(k.blocking).unwrap(), serde_json::json!(false));
+    // Bytes over time of the final response, from the connection's cumulative-bytes events.
+    let transfer = &k.extra["x_throughput"];
+    assert_eq!(transfer["transaction_id"].as_i64(), tcp.transaction_id);
+    assert!(transfer["bytes"].as_i64().unwrap() > 1000, "{transfer}");
+    assert!(transfer["bytes_per_second"].as_f64().unwrap() > 0.0);
+    let samples = transfer["samples"].as_array().unwrap();
+    assert!(!samples.is_empty());
+    assert!(
+        samples
+            .windows(2)
+            .all(|w| w[0][0].as_f64() <= w[1][0].as_f64() && w[0][1].as_i64() <= w[1][1].as_i64())
+    );
     // The probe's address as the control saw it (127.0.0.1 here) appears nowhere but in OONI's
     // placeholder probe_ip.
     let text = serde_json::to_string(m)
@@ -812,4 +824,29 @@ async fn a_silent_second_opinion_resolver_is_set_aside_not_blamed() {
         udp.iter()
             .all(|q| failure_str(&q.failure) == Some("generic_timeout_error"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_reference_comes_from_the_control() {
+    let lab = lab(&[], &[]).await;
+    let client = ControlClient::new(
+        format!("http://{}/", lab.control).parse().unwrap(),
+        TlsSettings::new(&[]).unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let t = client.throughput_reference(3 << 20).await.unwrap();
+    assert_eq!(t.bytes, 3 << 20);
+    assert!(t.bytes_per_second > 0.0 && t.seconds > 0.0, "{t:?}");
+    // Too much is refused, not sent.
+    let too_big = client.throughput_reference(1 << 30).await.unwrap_err();
+    assert_eq!(too_big.as_str(), "http_unexpected_status_code");
+    // And the reference lands in measurements.
+    let mut probe_config = lab.probe().await.config().clone();
+    probe_config.throughput_reference = Some(t);
+    let probe = Probe::new(probe_config, Arc::new(Analyzer::with_builtin_fingerprints()));
+    let o = probe.measure("https://gone.example:8443/").await.unwrap();
+    let keys = o.measurement.test_keys_value().unwrap();
+    assert_eq!(keys["x_throughput_reference"]["bytes"], 3 << 20);
+    assert!(keys.get("x_throughput").is_none(), "no response, no transfer");
 }

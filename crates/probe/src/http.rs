@@ -163,6 +163,28 @@ fn host_header(url: &Url) -> String {
     }
 }
 
+/// A connection task that is stopped when the exchange ends, however it ends (a timeout drops the
+/// exchange mid-way; without this the connection would live on, detached, until the peer closes).
+pub(crate) struct AbortOnDrop<T>(pub(crate) Option<tokio::task::JoinHandle<T>>);
+
+impl<T> AbortOnDrop<T> {
+    /// Stops the task and waits until it is gone.
+    pub(crate) async fn finish(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+            let _ = h.await;
+        }
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
 /// Finds the io::Error inside a hyper error, for classification.
 fn classify_hyper(e: &hyper::Error) -> Failure {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -258,7 +280,7 @@ where
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
         .map_err(|e| classify_hyper(&e))?;
-    let driver = tokio::spawn(conn);
+    let mut driver = AbortOnDrop(Some(tokio::spawn(conn)));
     let result = async {
         let path = match spec.url.query() {
             Some(q) => format!("{}?{q}", spec.url.path()),
@@ -302,7 +324,8 @@ where
         Ok(())
     }
     .await;
-    driver.abort();
+    // Wait until the connection is dropped, so its last events are in the trace.
+    driver.finish().await;
     result
 }
 

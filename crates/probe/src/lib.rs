@@ -24,5 +24,5 @@ pub mod trace;
 pub mod testbed;
 
 pub use measure::{InputError, NetworkInfo, Outcome, Probe, ProbeConfig, parse_input};
-pub use th::{ControlClient, ThRequest, WhoAmI};
+pub use th::{ControlClient, ThRequest, Throughput, WhoAmI};
 pub use tls::TlsSettings;

@@ -94,6 +94,10 @@ pub struct ProbeConfig {
     /// `dns_bogon_error`. Off for a probe; on for a control server, where connecting wherever a
     /// request says would be a server-side request forgery hole.
     pub refuse_bogons: bool,
+    /// A reference transfer from the control over the same path (see
+    /// [`ControlClient::throughput_reference`]), written into every measurement as
+    /// `x_throughput_reference` next to each target's own `x_throughput`.
+    pub throughput_reference: Option<crate::th::Throughput>,
 }
 
 impl ProbeConfig {
@@ -112,6 +116,7 @@ impl ProbeConfig {
             local_ip: None,
             network: NetworkInfo::default(),
             refuse_bogons: false,
+            throughput_reference: None,
         }
     }
 }
@@ -269,6 +274,32 @@ impl Observed {
     }
 }
 
+/// The final response's transfer as bytes over time, from the connection's
+/// `bytes_received_cumulative` events: `{transaction_id, bytes, seconds, bytes_per_second,
+/// samples: [[t, bytes], …]}` (t in seconds since the measurement started). The bytes are TLS
+/// records as read from the socket, so they include TLS overhead. `None` without a response.
+fn final_transfer(trace: &Trace, last: Option<&HttpTransaction>) -> Option<Value> {
+    let last = last?;
+    last.response.as_ref()?;
+    let id = last.transaction_id?;
+    let t0 = last.t0.as_ref()?.as_f64()?;
+    let samples: Vec<(f64, i64)> = trace
+        .events()
+        .iter()
+        .filter(|e| e.transaction_id == Some(id) && e.operation.as_deref() == Some("bytes_received_cumulative"))
+        .filter_map(|e| Some((e.t.as_ref()?.as_f64()?, e.num_bytes?)))
+        .collect();
+    let (t_end, bytes) = *samples.last()?;
+    let seconds = (t_end - t0).max(1e-6);
+    Some(json!({
+        "transaction_id": id,
+        "bytes": bytes,
+        "seconds": (seconds * 1e6).round() / 1e6,
+        "bytes_per_second": (bytes as f64 / seconds).round(),
+        "samples": samples.iter().map(|(t, b)| json!([t, b])).collect::<Vec<_>>(),
+    }))
+}
+
 /// Whether a handshake failure is worth the decoy: the network, not the certificate, stopped it.
 fn decoy_worthwhile(f: &Failure) -> bool {
     !matches!(f.kind(), FailureKind::CertHostname | FailureKind::CertInvalid)
@@ -320,6 +351,7 @@ impl Probe {
         let fetch = self.fetch_chain(&trace, &url, addrs, dns_failure.clone(), &mut obs);
         let (control, http_failure) = tokio::join!(control, fetch);
 
+        let throughput = final_transfer(&trace, obs.requests.last());
         let runtime = trace.start().elapsed();
         let mut keys = WebConnectivityTestKeys {
             agent: Some("redirect".into()),
@@ -340,6 +372,15 @@ impl Probe {
                 .map(|_| serde_json::to_value(&th_request).unwrap_or(Value::Null)),
             ..Default::default()
         };
+        if let Some(t) = throughput {
+            keys.extra.insert("x_throughput".into(), t);
+        }
+        if let Some(r) = &self.config.throughput_reference {
+            keys.extra.insert(
+                "x_throughput_reference".into(),
+                serde_json::to_value(r).unwrap_or(Value::Null),
+            );
+        }
         for legacy in ["retries", "socksproxy", "client_resolver"] {
             keys.extra.insert(legacy.into(), Value::Null);
         }

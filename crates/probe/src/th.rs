@@ -10,6 +10,7 @@
 //! panics or waits past its timeout, whatever the control sends (garbage, 10 MB, nothing).
 
 use crate::failure::{classify_io, unknown};
+use crate::http::AbortOnDrop;
 use crate::tls::TlsSettings;
 use bytes::Bytes;
 use censorwatch_model::Failure;
@@ -54,6 +55,29 @@ pub struct WhoAmI {
     pub probe_cc: String,
     /// The network's name, `""` when unknown.
     pub probe_network_name: String,
+}
+
+/// A transfer: bytes over time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Bytes received.
+    pub bytes: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// `bytes / seconds`.
+    pub bytes_per_second: f64,
+}
+
+impl Throughput {
+    /// A transfer of `bytes` in `elapsed`.
+    pub fn new(bytes: u64, elapsed: Duration) -> Throughput {
+        let seconds = elapsed.as_secs_f64().max(1e-6);
+        Throughput {
+            bytes,
+            seconds: (seconds * 1e6).round() / 1e6,
+            bytes_per_second: (bytes as f64 / seconds).round(),
+        }
+    }
 }
 
 /// The request headers a probe sends for `url` (the browser's).
@@ -111,6 +135,18 @@ impl ControlClient {
         serde_json::from_slice::<WhoAmI>(&bytes).map_err(|_| Failure::JsonParseError)
     }
 
+    /// Downloads `bytes` bytes from the control's `/throughput` endpoint and times it: the
+    /// reference against which a target's transfer rate can be judged (throttling).
+    pub async fn throughput_reference(&self, bytes: usize) -> Result<Throughput, Failure> {
+        let url = self
+            .base
+            .join(&format!("/throughput?bytes={bytes}"))
+            .map_err(|e| unknown(&format!("cannot build the throughput URL: {e}")))?;
+        let start = std::time::Instant::now();
+        let body = self.call_capped("GET", &url, None, bytes + 1).await?;
+        Ok(Throughput::new(body.len() as u64, start.elapsed()))
+    }
+
     /// POSTs `body` to `path` on the same server; the reply body of a 2xx answer.
     pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Failure> {
         let url = self
@@ -121,13 +157,23 @@ impl ControlClient {
     }
 
     async fn call(&self, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Vec<u8>, Failure> {
-        match tokio::time::timeout(self.timeout, self.call_inner(method, url, body)).await {
+        self.call_capped(method, url, body, MAX_CONTROL_RESPONSE).await
+    }
+
+    async fn call_capped(
+        &self,
+        method: &str,
+        url: &Url,
+        body: Option<Vec<u8>>,
+        cap: usize,
+    ) -> Result<Vec<u8>, Failure> {
+        match tokio::time::timeout(self.timeout, self.call_inner(method, url, body, cap)).await {
             Err(_) => Err(Failure::GenericTimeoutError),
             Ok(r) => r,
         }
     }
 
-    async fn call_inner(&self, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Vec<u8>, Failure> {
+    async fn call_inner(&self, method: &str, url: &Url, body: Option<Vec<u8>>, cap: usize) -> Result<Vec<u8>, Failure> {
         let host = url
             .host_str()
             .unwrap_or("")
@@ -150,14 +196,14 @@ impl ControlClient {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| classify_io(&e))?;
-            exchange(stream, method, url, body).await
+            exchange(stream, method, url, body, cap).await
         } else {
-            exchange(tcp, method, url, body).await
+            exchange(tcp, method, url, body, cap).await
         }
     }
 }
 
-async fn exchange<S>(stream: S, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Vec<u8>, Failure>
+async fn exchange<S>(stream: S, method: &str, url: &Url, body: Option<Vec<u8>>, cap: usize) -> Result<Vec<u8>, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -178,7 +224,7 @@ where
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
         .await
         .map_err(hyper_err)?;
-    let driver = tokio::spawn(conn);
+    let mut driver = AbortOnDrop(Some(tokio::spawn(conn)));
     let result = async {
         let host = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
@@ -203,10 +249,10 @@ where
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(hyper_err)?;
             if let Ok(data) = frame.into_data() {
-                if out.len() + data.len() > MAX_CONTROL_RESPONSE {
+                if out.len() + data.len() > cap {
                     return Err(unknown(&format!(
                         "the control's response is larger than {} KiB",
-                        MAX_CONTROL_RESPONSE / 1024
+                        cap / 1024
                     )));
                 }
                 out.extend_from_slice(&data);
@@ -218,7 +264,7 @@ where
         Ok(out)
     };
     let r = result.await;
-    driver.abort();
+    driver.finish().await;
     r
 }
 
