@@ -104,6 +104,9 @@ struct SeriesState {
     /// Earliest changed position, `usize::MAX` when clean.
     dirty_from: usize,
     events: Vec<SeriesEvent>,
+    /// For each of `events`, the position that decided it ([`RawEvent::decided_by`];
+    /// `usize::MAX` while open).
+    decided: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -277,6 +280,7 @@ impl Detector {
             vit: Viterbi::default(),
             dirty_from: usize::MAX,
             events: Vec::new(),
+            decided: Vec::new(),
         });
         idx
     }
@@ -348,15 +352,26 @@ impl Detector {
                 continue;
             }
             let SeriesState { vit, bins, .. } = &mut *s;
-            vit.update(bins.len(), from, config.switch_cost, |i| {
+            let path_changed = vit.update(bins.len(), from, config.switch_cost, |i| {
                 let b = &bins.bins[i];
                 config.bin_llr(b.blocked, b.ok)
             });
             s.dirty_from = usize::MAX;
-            let events: Vec<SeriesEvent> = extract(&s.bins, s.vit.states(), config)
-                .into_iter()
-                .map(|raw| series_event(&s.key, &s.platform, s.bins.first, raw, config))
-                .collect();
+            // Events decided before the first change stay as they are; extraction resumes
+            // after the last of them.
+            let changed = from.min(path_changed);
+            let keep = s.decided.iter().take_while(|&&d| d < changed).count();
+            let resume = if keep == 0 { 0 } else { s.decided[keep - 1] + 1 };
+            let fresh = extract(&s.bins, s.vit.states(), config, resume);
+            let mut decided = s.decided[..keep].to_vec();
+            decided.extend(fresh.iter().map(|raw| raw.decided_by.unwrap_or(usize::MAX)));
+            let mut events = s.events[..keep].to_vec();
+            events.extend(
+                fresh
+                    .into_iter()
+                    .map(|raw| series_event(&s.key, &s.platform, s.bins.first, raw, config)),
+            );
+            s.decided = decided;
             if events != s.events {
                 s.events = events;
                 let g = &mut self.groups[s.group];

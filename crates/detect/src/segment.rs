@@ -48,8 +48,9 @@ impl Viterbi {
     }
 
     /// Re-decodes `n` bins whose evidence is `llr(i)`, given that bins before `from` did not
-    /// change since the last call.
-    pub(crate) fn update(&mut self, n: usize, from: usize, cost: f64, llr: impl Fn(usize) -> f64) {
+    /// change since the last call. Returns the lowest position whose state it rewrote (`n` when
+    /// none): the path before it is unchanged.
+    pub(crate) fn update(&mut self, n: usize, from: usize, cost: f64, llr: impl Fn(usize) -> f64) -> usize {
         let from = from.min(self.score.len());
         let decoded = self.states.len();
         self.score.truncate(from);
@@ -71,8 +72,9 @@ impl Viterbi {
         }
         self.states.resize(n, CLEAR);
         if n == 0 {
-            return;
+            return 0;
         }
+        let mut lowest = n;
         let last = self.score[n - 1];
         let mut s = if last[1] > last[0] { BLOCKED } else { CLEAR };
         let mut i = n - 1;
@@ -83,12 +85,14 @@ impl Viterbi {
                 break;
             }
             self.states[i] = s;
+            lowest = i;
             if i == 0 {
                 break;
             }
             s = self.pred[i][s as usize];
             i -= 1;
         }
+        lowest
     }
 
     pub(crate) fn states(&self) -> &[u8] {
@@ -100,7 +104,7 @@ impl Viterbi {
 /// cost `cost`. The batch form of what the detector does incrementally.
 pub fn segment(llr: &[f64], cost: f64) -> Vec<bool> {
     let mut v = Viterbi::default();
-    v.update(llr.len(), 0, cost, |i| llr[i]);
+    let _ = v.update(llr.len(), 0, cost, |i| llr[i]);
     v.states.iter().map(|&s| s == BLOCKED).collect()
 }
 
@@ -117,6 +121,9 @@ pub(crate) struct RawEvent {
     pub(crate) end_pos: Option<usize>,
     /// The last bin with a blocked verdict.
     pub(crate) last_blocked_pos: usize,
+    /// Once closed, the bin whose data closed it (the last of the clear bins needed): nothing
+    /// from the next bin on can change this event.
+    pub(crate) decided_by: Option<usize>,
     /// Blocked runs (on-periods).
     pub(crate) runs: u32,
     /// Summed evidence of the runs.
@@ -140,12 +147,14 @@ where
     lo + (hi - lo + T::from(1)) / T::from(2)
 }
 
-/// Turns a decoded series into events (see the module doc).
-pub(crate) fn extract(bins: &Bins, states: &[u8], config: &Config) -> Vec<RawEvent> {
+/// Turns a decoded series into events (see the module doc), looking only at runs that start at
+/// or after position `from`, which must be a clear bin or the bin after one that decided an
+/// event (see [`RawEvent::decided_by`]): what lies before it was extracted already.
+pub(crate) fn extract(bins: &Bins, states: &[u8], config: &Config, from: usize) -> Vec<RawEvent> {
     let n = bins.len().min(states.len());
     // Blocked runs [a, b).
     let mut runs: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
+    let mut i = from;
     while i < n {
         if states[i] == BLOCKED {
             let a = i;
@@ -197,12 +206,10 @@ pub(crate) fn extract(bins: &Bins, states: &[u8], config: &Config) -> Vec<RawEve
             .find(|&p| bins.bins[p].blocked > 0)
             .unwrap_or(start_pos);
         let start_after_pos = (0..start_pos).rev().find(|&p| bins.bins[p].decisive() > 0);
-        let closed = clear_with_data(last, n) >= k;
-        let end_pos = if closed {
-            (last..n).find(|&p| bins.bins[p].decisive() > 0)
-        } else {
-            None
-        };
+        let mut with_data = (last..n).filter(|&p| bins.bins[p].decisive() > 0);
+        let end_pos = with_data.next();
+        let decided_by = if k > 1 { with_data.nth(k - 2) } else { end_pos };
+        let end_pos = decided_by.and(end_pos);
         let span_end = end_pos.unwrap_or(n);
         let measurements = bins.bins[start_pos..span_end]
             .iter()
@@ -214,6 +221,7 @@ pub(crate) fn extract(bins: &Bins, states: &[u8], config: &Config) -> Vec<RawEve
             end_pos,
             start_after_pos,
             last_blocked_pos,
+            decided_by,
             runs: group.len() as u32,
             evidence,
             blocked,
@@ -255,7 +263,7 @@ mod tests {
         let full = segment(&llr, 2.0);
         let mut v = Viterbi::default();
         for n in (10..=200).step_by(10) {
-            v.update(n, n - 10, 2.0, |i| llr[i]);
+            let _ = v.update(n, n - 10, 2.0, |i| llr[i]);
         }
         let incremental: Vec<bool> = v.states().iter().map(|&s| s == BLOCKED).collect();
         assert_eq!(incremental, full);
@@ -289,10 +297,10 @@ mod tests {
     fn events_of(pattern: &str, config: &Config) -> Vec<RawEvent> {
         let bins = bins_of(pattern);
         let mut v = Viterbi::default();
-        v.update(bins.len(), 0, config.switch_cost, |i| {
+        let _ = v.update(bins.len(), 0, config.switch_cost, |i| {
             config.bin_llr(bins.bins[i].blocked, bins.bins[i].ok)
         });
-        extract(&bins, v.states(), config)
+        extract(&bins, v.states(), config, 0)
     }
 
     #[test]
