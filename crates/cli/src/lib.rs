@@ -7,6 +7,7 @@ pub mod analyze;
 pub mod bgp;
 pub mod control;
 pub mod db;
+pub mod events;
 pub mod evidence;
 pub mod ingest;
 pub mod input;

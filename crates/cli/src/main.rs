@@ -55,6 +55,9 @@ enum Command {
     /// and a signed checkpoint in one archive), `verify BUNDLE` (offline), `consistency
     /// OLD_CHECKPOINT` (the log still extends a checkpoint published earlier).
     Evidence(censorwatch::evidence::EvidenceArgs),
+    /// Recompute the blocking events and outages over the stored measurements, store them, and
+    /// print the events (--cc, --domain, --since filter): a table, or --json one object per event.
+    Events(censorwatch::events::EventsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +130,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bgp(args) => censorwatch::bgp::run(args, &mut io::stdout().lock(), &mut io::stderr()),
         Command::Evidence(args) => censorwatch::evidence::run(args, &mut io::stdout().lock(), &mut io::stderr()),
         Command::Simulate(args) => censorwatch::simulate::run(&args, &mut io::stdout().lock(), &mut io::stderr()),
+        Command::Events(args) => censorwatch::events::run(&args, &mut io::stdout().lock(), &mut io::stderr()),
     }
 }
 
@@ -154,6 +158,7 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     )
     .context("the ingest stopped; what was stored so far is kept, and running the same command again completes it")?;
     censorwatch::evidence::publish_after_ingest(&ledger, outcome.counts.logged, &mut io::stderr())?;
+    censorwatch::events::refresh_after_ingest(store.as_ref(), &mut io::stderr())?;
     Ok(if outcome.failed_inputs.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -26,8 +26,12 @@
 //! measurements to it (one log batch per commit) before it takes the next group. This happens
 //! after the submitters were answered, so the log costs them no latency; a failure is reported
 //! and repaired by the next reconcile (the store is the source of what must be logged).
+//!
+//! With a [`DetectionFeed`], the writer also hands the records of the submissions it stored to
+//! the detection worker ([`crate::detections`]), which never blocks it.
 
 use crate::config::ServerConfig;
+use crate::detections::DetectionFeed;
 use crate::error::ApiError;
 use censorwatch_evidence::Ledger;
 use censorwatch_store::{Record, Store};
@@ -69,6 +73,7 @@ impl Committer {
         config: &ServerConfig,
         stats: Arc<CommitStats>,
         ledger: Option<Arc<Mutex<Ledger>>>,
+        detections: Option<DetectionFeed>,
     ) -> Committer {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (closing, closed) = watch::channel(false);
@@ -77,7 +82,7 @@ impl Committer {
             max_records: config.commit_max_records.max(1),
             max_bytes: config.commit_max_bytes.max(1),
         };
-        let writer = tokio::spawn(write_loop(store, rx, closed, limits, stats, ledger));
+        let writer = tokio::spawn(write_loop(store, rx, closed, limits, stats, ledger, detections));
         Committer {
             tx,
             closing,
@@ -127,6 +132,7 @@ async fn write_loop(
     limits: Limits,
     stats: Arc<CommitStats>,
     ledger: Option<Arc<Mutex<Ledger>>>,
+    detections: Option<DetectionFeed>,
 ) {
     loop {
         let first = tokio::select! {
@@ -156,7 +162,12 @@ async fn write_loop(
             bytes += job.records.iter().map(|r| r.raw.len()).sum::<usize>();
             jobs.push(job);
         }
-        let batch = commit(&store, jobs, &stats).await;
+        let (batch, stored) = commit(&store, jobs, &stats).await;
+        if let (Some(feed), Some(batch)) = (&detections, &batch) {
+            for range in stored {
+                feed.send(&batch[range]);
+            }
+        }
         if let (Some(ledger), Some(batch)) = (&ledger, batch) {
             let (store, ledger) = (Arc::clone(&store), Arc::clone(ledger));
             let logged = tokio::task::spawn_blocking(move || {
@@ -177,8 +188,12 @@ async fn write_loop(
 }
 
 /// Commits the jobs and answers them; returns the batch tried (for the log) unless the writer
-/// thread failed.
-async fn commit(store: &Arc<dyn Store>, jobs: Vec<Job>, stats: &CommitStats) -> Option<Vec<Record>> {
+/// thread failed, and where in it the submissions that were stored are (for detection).
+async fn commit(
+    store: &Arc<dyn Store>,
+    jobs: Vec<Job>,
+    stats: &CommitStats,
+) -> (Option<Vec<Record>>, Vec<std::ops::Range<usize>>) {
     use std::sync::atomic::Ordering;
     // The first occurrence of an id wins; later ones are acknowledged with it, and depend on the
     // submission that carried it.
@@ -210,28 +225,41 @@ async fn commit(store: &Arc<dyn Store>, jobs: Vec<Job>, stats: &CommitStats) -> 
     }
     let store = Arc::clone(store);
     let jobs_count = replies.len();
-    let outcome = tokio::task::spawn_blocking(move || -> (Vec<Reply>, Vec<Record>) {
-        let replies = match store.insert(&batch) {
-            Ok(_) => vec![Ok(()); jobs_count],
-            Err(e) if jobs_count == 1 => vec![Err(e.to_string())],
+    type Stored = Vec<std::ops::Range<usize>>;
+    let outcome = tokio::task::spawn_blocking(move || -> (Vec<Reply>, Vec<Record>, Stored) {
+        let (replies, stored) = match store.insert(&batch) {
+            Ok(_) => (vec![Ok(()); jobs_count], std::iter::once(0..batch.len()).collect()),
+            Err(e) if jobs_count == 1 => (vec![Err(e.to_string())], Vec::new()),
             Err(_) => {
                 // Retry each submission alone; one that shares an id with a failed one fails too.
+                let mut stored = Vec::new();
                 let alone: Vec<Reply> = segments
                     .into_iter()
-                    .map(|s| store.insert(&batch[s]).map(|_| ()).map_err(|e| e.to_string()))
+                    .map(|s| {
+                        let result = store.insert(&batch[s.clone()]).map(|_| ()).map_err(|e| e.to_string());
+                        if result.is_ok() {
+                            stored.push(s);
+                        }
+                        result
+                    })
                     .collect();
-                depends
+                let replies = depends
                     .iter()
                     .map(|deps| deps.iter().try_for_each(|&d| alone[d].clone()))
-                    .collect()
+                    .collect();
+                (replies, stored)
             }
         };
-        (replies, batch)
+        (replies, batch, stored)
     })
     .await;
-    let (outcome, batch) = match outcome {
-        Ok((replies, batch)) => (replies, Some(batch)),
-        Err(e) => (vec![Err(format!("the writer thread failed: {e}")); jobs_count], None),
+    let (outcome, batch, stored) = match outcome {
+        Ok((replies, batch, stored)) => (replies, Some(batch), stored),
+        Err(e) => (
+            vec![Err(format!("the writer thread failed: {e}")); jobs_count],
+            None,
+            Vec::new(),
+        ),
     };
     stats.commits.fetch_add(1, Ordering::Relaxed);
     for (reply, result) in replies.into_iter().zip(outcome) {
@@ -239,5 +267,5 @@ async fn commit(store: &Arc<dyn Store>, jobs: Vec<Job>, stats: &CommitStats) -> 
         // stored either way.
         let _ = reply.send(result);
     }
-    batch
+    (batch, stored)
 }

@@ -32,6 +32,10 @@ pub struct ServerConfig {
     /// How often the log is reconciled with the store and a signed checkpoint written to
     /// `DATA/checkpoints/` (`latest.txt` and the day's file). Default one hour.
     pub checkpoint_interval: Duration,
+    /// How often, at most, the blocking events and outages are recomputed from the measurements
+    /// stored since and written to the store (and once more at shutdown); `None` turns detection
+    /// off. Default 5 s.
+    pub detection_interval: Option<Duration>,
 }
 
 /// A token bucket per client IP: `per_second` tokens are added each second up to `burst`; each
@@ -68,6 +72,7 @@ impl Default for ServerConfig {
             backend_version: format!("censorwatch-{}", env!("CARGO_PKG_VERSION")),
             data_dir: None,
             checkpoint_interval: Duration::from_secs(3600),
+            detection_interval: Some(Duration::from_secs(5)),
         }
     }
 }

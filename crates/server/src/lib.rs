@@ -22,6 +22,8 @@
 //! | `GET /api/v1/measurements/{id}` | `{id, measurement, verdict}` |
 //! | `GET /api/v1/log/checkpoint` | the transparency log's current head, signed (C2SP checkpoint, `text/plain`) |
 //! | `GET /api/v1/log/proof/{id}` | a measurement's leaf and inclusion proof, with the signed checkpoint it leads to |
+//! | `GET /api/v1/events` | blocking events (`cc domain since open limit format=csv`), latest first |
+//! | `GET /api/v1/events/{id}` | one event |
 //! | `GET /health` | `{"status":"ok"}` |
 //!
 //! Every error is `{"error": "…"}` with a 4xx (the client's mistake) or 5xx (ours; 503 means
@@ -36,7 +38,9 @@
 
 pub mod committer;
 pub mod config;
+pub mod detections;
 pub mod error;
+mod event_routes;
 pub mod ids;
 pub mod prepare;
 pub mod ratelimit;
@@ -72,6 +76,7 @@ struct Inner {
     config: ServerConfig,
     stats: Arc<CommitStats>,
     ledger: Option<Arc<Mutex<Ledger>>>,
+    detections: Mutex<Option<detections::DetectionWorker>>,
 }
 
 impl AppState {
@@ -96,7 +101,16 @@ impl AppState {
     ) -> AppState {
         let ledger = ledger.map(|l| Arc::new(Mutex::new(l)));
         let stats = Arc::new(CommitStats::default());
-        let committer = Committer::spawn(Arc::clone(&store), &config, Arc::clone(&stats), ledger.clone());
+        let worker = config.detection_interval.map(|interval| {
+            detections::DetectionWorker::start(Arc::clone(&store), censorwatch_detect::Config::default(), interval)
+        });
+        let committer = Committer::spawn(
+            Arc::clone(&store),
+            &config,
+            Arc::clone(&stats),
+            ledger.clone(),
+            worker.as_ref().map(detections::DetectionWorker::feed),
+        );
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -106,6 +120,7 @@ impl AppState {
                 config,
                 stats,
                 ledger,
+                detections: Mutex::new(worker),
             }),
         }
     }
@@ -149,9 +164,14 @@ impl AppState {
         &self.inner.stats
     }
 
-    /// Commits what is queued, then stops the writer. Submissions after this get 503.
+    /// Commits what is queued, then stops the writer. Submissions after this get 503. Then
+    /// writes the final events and outages and stops the detection worker.
     pub async fn close(&self) {
         self.inner.committer.close().await;
+        let worker = self.inner.detections.lock().ok().and_then(|mut w| w.take());
+        if let Some(worker) = worker {
+            let _ = tokio::task::spawn_blocking(move || worker.close()).await;
+        }
     }
 }
 

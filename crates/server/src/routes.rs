@@ -55,6 +55,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/measurements/{id}", get(get_measurement))
         .route("/api/v1/log/checkpoint", get(log_checkpoint))
         .route("/api/v1/log/proof/{id}", get(log_proof))
+        .route("/api/v1/events", get(crate::event_routes::list_events))
+        .route("/api/v1/events/{id}", get(crate::event_routes::get_event))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .route("/health", get(health))
         .fallback(not_found)
@@ -389,7 +391,7 @@ async fn submit_batch(State(state): State<AppState>, headers: HeaderMap, body: B
 /// Parses an ISO 8601 date (`2024-02-17`) or date-time (`2024-02-17T09:31:55Z`, with or without
 /// `Z`, a space instead of `T`, fractions, or an offset), UTC unless an offset is given. A bare
 /// date is its midnight, or with `end_of_day` the next midnight (so `until=DATE` includes DATE).
-fn parse_time(text: &str, end_of_day: bool) -> Option<i64> {
+pub(crate) fn parse_time(text: &str, end_of_day: bool) -> Option<i64> {
     let text = text.trim();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(t.timestamp());

@@ -1,0 +1,262 @@
+//! `censorwatch events`: recomputes the blocking events and outages over every stored
+//! measurement (the batch detector of `censorwatch-detect`), stores them (replacing the stored
+//! ones, which `censorwatch serve` keeps up to date incrementally), and prints the events that
+//! match the filters: an aligned table, or with `--json` one object per event
+//! (`{id, platform, domain, domains, cc, asns[], method, start, end|null, pattern, confidence,
+//! measurements, blocked, first_evidence}`, times in Unix seconds).
+//!
+//! Exit codes: 0 done, 1 a runtime failure (store, output), 2 bad usage.
+
+use crate::db::DbUrl;
+use anyhow::Context;
+use censorwatch_detect::{Config, Event, Pattern, platform_of};
+use censorwatch_server::detections::{recompute, unix_now};
+use censorwatch_store::record::format_ooni_time;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `censorwatch events`.
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// The store: sqlite:PATH (default) or clickhouse://HOST:PORT/DB.
+    #[arg(long, value_name = "URL", default_value = crate::db::DEFAULT_DB)]
+    pub db: String,
+    /// Data directory (ClickHouse's spool) [default: the SQLite file's directory, or
+    /// censorwatch-data for ClickHouse].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Only events in this country (two letters).
+    #[arg(long, value_name = "CC")]
+    pub cc: Option<String>,
+    /// Only events of this domain's platform (twitter.com finds the x.com event).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Only events lasting at or after this time: a date or date-time in UTC
+    /// (2024-02-17, 2024-02-17T09:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// One JSON object per event instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The filters of `censorwatch events`, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Country code, upper case.
+    pub cc: Option<String>,
+    /// Platform name (from the domain given).
+    pub platform: Option<String>,
+    /// Unix seconds.
+    pub since: Option<i64>,
+}
+
+impl EventFilter {
+    /// Checks the arguments; the error says what is wrong and the form expected.
+    pub fn parse(cc: Option<&str>, domain: Option<&str>, since: Option<&str>) -> Result<EventFilter, String> {
+        let cc = match cc {
+            Some(text) => {
+                let upper = text.trim().to_ascii_uppercase();
+                if upper.len() != 2 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(format!("--cc {text:?}: expected a two-letter country code such as PK"));
+                }
+                Some(upper)
+            }
+            None => None,
+        };
+        let platform = match domain.map(str::trim) {
+            Some("") => return Err("--domain: expected a domain such as x.com".into()),
+            Some(d) => Some(platform_of(&d.to_ascii_lowercase()).into_owned()),
+            None => None,
+        };
+        let since = match since {
+            Some(text) => Some(parse_time(text).ok_or_else(|| {
+                format!(
+                    "--since {text:?}: expected a date or date-time in UTC, e.g. 2024-02-17 or 2024-02-17T09:00:00Z"
+                )
+            })?),
+            None => None,
+        };
+        Ok(EventFilter { cc, platform, since })
+    }
+
+    /// Whether `event` passes.
+    pub fn matches(&self, event: &Event) -> bool {
+        self.cc.as_deref().is_none_or(|cc| cc == event.cc.as_str())
+            && self.platform.as_deref().is_none_or(|p| p == &*event.platform)
+            && self.since.is_none_or(|s| event.end.is_none_or(|e| e >= s))
+    }
+}
+
+/// `2024-02-17`, `2024-02-17T09:00:00Z`, `2024-02-17 09:00:00`, RFC 3339 → Unix seconds.
+fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp());
+    }
+    let naive = text.strip_suffix('Z').unwrap_or(text);
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(naive, format) {
+            return Some(t.and_utc().timestamp());
+        }
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
+}
+
+fn pattern_name(p: Pattern) -> &'static str {
+    match p {
+        Pattern::Steady => "steady",
+        Pattern::Intermittent => "intermittent",
+    }
+}
+
+/// Prints `events` as an aligned table.
+pub fn write_table(events: &[&Event], out: &mut dyn Write) -> std::io::Result<()> {
+    let rows: Vec<[String; 8]> = events
+        .iter()
+        .map(|e| {
+            let asns: Vec<String> = e.asns.iter().map(|a| format!("AS{}", a.asn)).collect();
+            [
+                format!("{} ({})", e.platform, e.domain),
+                e.cc.to_string(),
+                asns.join(","),
+                e.method.map_or("-", |m| m.as_str()).to_owned(),
+                format_ooni_time(e.start),
+                e.end.map_or_else(|| "ongoing".to_owned(), format_ooni_time),
+                pattern_name(e.pattern).to_owned(),
+                format!("{:.2}", e.confidence),
+            ]
+        })
+        .collect();
+    let header = [
+        "PLATFORM",
+        "CC",
+        "ISPS",
+        "METHOD",
+        "START (UTC)",
+        "END (UTC)",
+        "PATTERN",
+        "CONFIDENCE",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str], out: &mut dyn Write| -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        writeln!(out, "{}", text.trim_end())
+    };
+    line(&header, out)?;
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells, out)?;
+    }
+    Ok(())
+}
+
+/// Runs `censorwatch events`: events to `out`, the summary and problems to `err`.
+pub fn run(args: &EventsArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let filter = match EventFilter::parse(args.cc.as_deref(), args.domain.as_deref(), args.since.as_deref()) {
+        Ok(f) => f,
+        Err(message) => {
+            writeln!(err, "censorwatch events: {message}")?;
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let db = match DbUrl::parse(&args.db) {
+        Ok(db) => db,
+        Err(message) => {
+            writeln!(err, "censorwatch events: {message}")?;
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let data = args.data.clone().unwrap_or_else(|| db.default_data_dir());
+    let store = db.open_in(&data).map_err(anyhow::Error::msg)?;
+    let found = recompute(store.as_ref(), &Config::default(), unix_now())
+        .context("recomputing the events failed; the stored events were left as they were")?;
+    let shown: Vec<&Event> = found.events.iter().filter(|e| filter.matches(e)).collect();
+    if args.json {
+        for e in &shown {
+            serde_json::to_writer(&mut *out, e)?;
+            writeln!(out)?;
+        }
+    } else {
+        write_table(&shown, out)?;
+    }
+    writeln!(
+        err,
+        "censorwatch events: {} measurements read, {} events and {} outages stored, {} events shown",
+        found.observations,
+        found.events.len(),
+        found.outages.len(),
+        shown.len()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Recomputes and stores the events and outages after an ingest, saying on `err` what it found
+/// and how long it took. A failure is reported, not fatal: the measurements are stored, and
+/// `censorwatch events` recomputes later.
+pub fn refresh_after_ingest(store: &dyn censorwatch_store::Store, err: &mut dyn Write) -> std::io::Result<()> {
+    let started = std::time::Instant::now();
+    match recompute(store, &Config::default(), unix_now()) {
+        Ok(found) => writeln!(
+            err,
+            "censorwatch: events recomputed over {} measurements in {:.2} s: {} events, {} outages stored",
+            found.observations,
+            started.elapsed().as_secs_f64(),
+            found.events.len(),
+            found.outages.len()
+        ),
+        Err(e) => writeln!(
+            err,
+            "censorwatch: the measurements are stored, but recomputing the events failed ({e}); run              `censorwatch events` to retry"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        let f = EventFilter::parse(Some("pk"), Some("Twitter.com"), Some("2024-02-17")).unwrap();
+        assert_eq!(f.cc.as_deref(), Some("PK"));
+        assert_eq!(f.platform.as_deref(), Some("twitter"));
+        assert_eq!(f.since, Some(1_708_128_000));
+        assert_eq!(
+            EventFilter::parse(None, None, Some("2024-02-17T09:00:00Z"))
+                .unwrap()
+                .since,
+            Some(1_708_160_400)
+        );
+        for (cc, domain, since) in [
+            (Some("PAK"), None, None),
+            (Some("p1"), None, None),
+            (None, Some(" "), None),
+            (None, None, Some("yesterday")),
+        ] {
+            assert!(
+                EventFilter::parse(cc, domain, since).is_err(),
+                "{cc:?} {domain:?} {since:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Keeping the detector's results (blocking events and outages, from `censorwatch-detect`) in
+//! the store, and up to date as measurements arrive.
+//!
+//! This module decides nothing about blocking: it moves values between the store and the
+//! detector. [`recompute`] runs the batch detector over every stored measurement and replaces
+//! the stored results (what `censorwatch events` and `censorwatch ingest` do);
+//! [`Incremental`] holds a [`Detector`] seeded from the store, takes the observations of each
+//! commit, and writes only the events and outages that changed; [`DetectionWorker`] runs one
+//! on its own thread for the server, writing at most every
+//! [`ServerConfig::detection_interval`](crate::ServerConfig::detection_interval) and once more
+//! at shutdown.
+
+use censorwatch_detect::{Cc, Config, Detector, Event, Observation, Outage};
+use censorwatch_model::{Method, Status};
+use censorwatch_store::{DetectionKind, ObservationCursor, ObservationRow, Record, Store, StoreError, StoredDetection};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Rows read per [`Store::observations`] call.
+const PAGE: usize = 50_000;
+
+/// The detector's input for a stored measurement (`None` for one without a domain or with an
+/// unknown country).
+pub fn observation_of_row(row: &ObservationRow) -> Option<Observation> {
+    observation(
+        &row.id,
+        row.start_time,
+        Some(&row.domain),
+        &row.probe_cc,
+        row.probe_asn,
+        (row.status, row.method),
+    )
+}
+
+/// The detector's input for a record about to be (or just) stored.
+pub fn observation_of_record(record: &Record) -> Option<Observation> {
+    let m = &record.meta;
+    observation(
+        &record.id,
+        m.start_time,
+        m.domain.as_deref(),
+        &m.probe_cc,
+        m.probe_asn,
+        (record.verdict.status, record.verdict.method),
+    )
+}
+
+fn observation(
+    id: &str,
+    time: i64,
+    domain: Option<&str>,
+    cc: &str,
+    asn: u32,
+    (status, method): (Status, Option<Method>),
+) -> Option<Observation> {
+    let domain = domain.filter(|d| !d.is_empty())?;
+    // "ZZ" is OONI's "unknown country": no series to put it in.
+    let cc = Cc::new(cc).filter(|c| c.as_str() != "ZZ")?;
+    Some(Observation {
+        time,
+        domain: Arc::from(domain),
+        cc,
+        asn,
+        status,
+        method,
+        id: Some(Arc::from(id)),
+    })
+}
+
+/// Every stored measurement the detector can use, in time order.
+pub fn load_observations(store: &dyn Store) -> Result<Vec<Observation>, StoreError> {
+    let mut out = Vec::new();
+    let mut after: Option<ObservationCursor> = None;
+    loop {
+        let page = store.observations(None, after.as_ref(), PAGE)?;
+        let full = page.len() == PAGE;
+        after = page.last().map(|r| (r.start_time, r.id.clone()));
+        out.extend(page.iter().filter_map(observation_of_row));
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// Why detection results could not be computed or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectionError {
+    /// Reading measurements or writing results failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The detector's settings are out of range.
+    #[error("the detector's settings are invalid: {0}")]
+    Config(#[from] censorwatch_detect::ConfigError),
+    /// An event or outage could not be turned into JSON (a bug).
+    #[error("cannot encode a detection as JSON ({0}); this is a censorwatch bug, please report it")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// An event as stored.
+pub fn stored_event(event: &Event, updated: i64) -> Result<StoredDetection, serde_json::Error> {
+    Ok(StoredDetection {
+        kind: DetectionKind::Event,
+        id: event.id.clone(),
+        cc: event.cc.to_string(),
+        domain: event.domain.clone(),
+        platform: event.platform.to_string(),
+        start: event.start,
+        end: event.end,
+        updated,
+        body: serde_json::to_string(event)?,
+    })
+}
+
+/// An outage as stored.
+pub fn stored_outage(outage: &Outage, updated: i64) -> Result<StoredDetection, serde_json::Error> {
+    Ok(StoredDetection {
+        kind: DetectionKind::Outage,
+        id: outage.id.clone(),
+        cc: outage.cc.to_string(),
+        domain: String::new(),
+        platform: String::new(),
+        start: outage.start,
+        end: outage.end,
+        updated,
+        body: serde_json::to_string(outage)?,
+    })
+}
+
+/// What [`recompute`] found.
+#[derive(Debug, Clone)]
+pub struct Recomputed {
+    /// Blocking events, earliest first.
+    pub events: Vec<Event>,
+    /// Outages.
+    pub outages: Vec<Outage>,
+    /// Measurements read.
+    pub observations: usize,
+}
+
+/// Runs the batch detector over every stored measurement at `now` and replaces the stored
+/// events and outages with its results.
+pub fn recompute(store: &dyn Store, config: &Config, now: i64) -> Result<Recomputed, DetectionError> {
+    let observations = load_observations(store)?;
+    let report = censorwatch_detect::detect(&observations, &[], config, now)?;
+    let mut all = Vec::with_capacity(report.events.len() + report.outages.len());
+    for e in &report.events {
+        all.push(stored_event(e, now)?);
+    }
+    for o in &report.outages {
+        all.push(stored_outage(o, now)?);
+    }
+    store.replace_detections(&[DetectionKind::Event, DetectionKind::Outage], &all)?;
+    Ok(Recomputed {
+        events: report.events,
+        outages: report.outages,
+        observations: observations.len(),
+    })
+}
+
+/// A measurement id's hash, for duplicate detection within the lateness window.
+fn id_hash(id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// What one [`Incremental::flush`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Events and outages stored (new or changed).
+    pub upserted: usize,
+    /// Events and outages removed (their id changed or they vanished).
+    pub removed: usize,
+}
+
+/// A detector kept up to date measurement by measurement, writing what changed to the store.
+///
+/// A measurement stored twice (a probe resending) must count once, but the committer cannot
+/// tell a new record from a duplicate; so the ids observed are remembered (as 64-bit hashes)
+/// for as long as the detector would accept them, the lateness window, and forgotten after: an
+/// older resend is refused by the detector as too late anyway.
+pub struct Incremental {
+    detector: Detector,
+    seen: HashMap<u64, i64>,
+    prune_at: usize,
+    /// (kind, id) → the JSON body last written.
+    written: HashMap<(DetectionKind, String), String>,
+    dirty: bool,
+    refused: u64,
+}
+
+impl Incremental {
+    /// A detector fed every stored measurement, aware of the detections already stored (so
+    /// that the first [`Incremental::flush`] removes the stale ones).
+    pub fn seed(store: &dyn Store, config: Config, now: i64) -> Result<Incremental, DetectionError> {
+        let mut inc = Incremental {
+            detector: Detector::new(config)?,
+            seen: HashMap::new(),
+            prune_at: 1 << 16,
+            written: HashMap::new(),
+            dirty: true,
+            refused: 0,
+        };
+        for kind in [DetectionKind::Event, DetectionKind::Outage] {
+            for id in store.detection_ids(kind)? {
+                inc.written.insert((kind, id), String::new());
+            }
+        }
+        // In time order and before the clock is set, so that none is refused as late.
+        let observations = load_observations(store)?;
+        inc.observe(&observations);
+        inc.detector.refresh(now);
+        Ok(inc)
+    }
+
+    /// Counts new observations (duplicates of ones already counted are skipped).
+    pub fn observe(&mut self, observations: &[Observation]) {
+        let lateness = self.detector.config().lateness;
+        for o in observations {
+            let key = o.id.as_deref().map(id_hash);
+            if let Some(k) = key
+                && self.seen.contains_key(&k)
+            {
+                continue;
+            }
+            match self.detector.observe(o) {
+                Ok(()) => {
+                    self.dirty = true;
+                    if let Some(k) = key {
+                        self.seen.insert(k, o.time);
+                    }
+                }
+                Err(_) => self.refused += 1,
+            }
+        }
+        if self.seen.len() >= self.prune_at {
+            let newest = self.seen.values().copied().max().unwrap_or(i64::MIN);
+            let horizon = newest.saturating_sub(lateness);
+            self.seen.retain(|_, t| *t >= horizon);
+            self.prune_at = (self.seen.len() * 2).max(1 << 16);
+        }
+    }
+
+    /// Observations refused by the detector (too late, from the future, out of range).
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Whether observations arrived since the last flush.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The current events at `now`.
+    pub fn events(&mut self, now: i64) -> Vec<Event> {
+        self.detector.events(now)
+    }
+
+    /// Brings the results up to `now` and writes the events and outages that changed (and
+    /// removes the ones gone) in one store call.
+    pub fn flush(&mut self, store: &dyn Store, now: i64) -> Result<Flushed, DetectionError> {
+        let mut current: HashMap<(DetectionKind, String), StoredDetection> = HashMap::new();
+        for e in self.detector.events(now) {
+            let d = stored_event(&e, now)?;
+            current.insert((d.kind, d.id.clone()), d);
+        }
+        for o in self.detector.outages(now) {
+            let d = stored_outage(&o, now)?;
+            current.insert((d.kind, d.id.clone()), d);
+        }
+        let upserts: Vec<StoredDetection> = current
+            .iter()
+            .filter(|(key, d)| self.written.get(*key) != Some(&d.body))
+            .map(|(_, d)| d.clone())
+            .collect();
+        let removed: Vec<(DetectionKind, &str)> = self
+            .written
+            .keys()
+            .filter(|key| !current.contains_key(*key))
+            .map(|(kind, id)| (*kind, id.as_str()))
+            .collect();
+        let flushed = Flushed {
+            upserted: upserts.len(),
+            removed: removed.len(),
+        };
+        store.put_detections(&upserts, &removed)?;
+        self.written = current.into_iter().map(|(key, d)| (key, d.body)).collect();
+        self.dirty = false;
+        Ok(flushed)
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The server's detection thread: seeded from the store when started, fed each commit's
+/// stored records, writing changed events and outages at most every `interval` and at
+/// shutdown ([`DetectionWorker::close`]).
+pub struct DetectionWorker {
+    feed: mpsc::Sender<Vec<Observation>>,
+    thread: JoinHandle<()>,
+}
+
+impl DetectionWorker {
+    /// Starts the thread (the seeding runs on it, so this returns at once).
+    pub fn start(store: Arc<dyn Store>, config: Config, interval: Duration) -> DetectionWorker {
+        let (feed, rx) = mpsc::channel::<Vec<Observation>>();
+        let thread = std::thread::Builder::new()
+            .name("censorwatch-detect".into())
+            .spawn(move || run_worker(store, config, interval, rx))
+            .expect("spawning a thread");
+        DetectionWorker { feed, thread }
+    }
+
+    /// A handle the committer sends each commit's stored records through.
+    pub fn feed(&self) -> DetectionFeed {
+        DetectionFeed(self.feed.clone())
+    }
+
+    /// Stops the thread after a last write; every [`DetectionFeed`] must be dropped first (the
+    /// committer's is, when it closes), else this waits for them.
+    pub fn close(self) {
+        drop(self.feed);
+        let _ = self.thread.join();
+    }
+}
+
+/// Sends stored records to a [`DetectionWorker`].
+#[derive(Clone)]
+pub struct DetectionFeed(mpsc::Sender<Vec<Observation>>);
+
+impl DetectionFeed {
+    /// Queues the observations of `records` (never blocks; a stopped worker is ignored).
+    pub fn send(&self, records: &[Record]) {
+        let observations: Vec<Observation> = records.iter().filter_map(observation_of_record).collect();
+        if !observations.is_empty() {
+            let _ = self.0.send(observations);
+        }
+    }
+}
+
+fn run_worker(store: Arc<dyn Store>, config: Config, interval: Duration, rx: mpsc::Receiver<Vec<Observation>>) {
+    let mut inc = match Incremental::seed(store.as_ref(), config, unix_now()) {
+        Ok(inc) => inc,
+        Err(e) => {
+            eprintln!(
+                "censorwatch: events and outages will not be updated: reading the stored measurements failed ({e}); \
+                 run `censorwatch events` once the store is healthy, and restart the server"
+            );
+            // Keep draining so senders never pile up memory.
+            while rx.recv().is_ok() {}
+            return;
+        }
+    };
+    let flush = |inc: &mut Incremental| {
+        if let Err(e) = inc.flush(store.as_ref(), unix_now()) {
+            eprintln!("censorwatch: storing events and outages failed: {e}; retrying at the next update");
+        }
+    };
+    flush(&mut inc);
+    // Outages also change with the clock alone (a network falls silent): results are brought
+    // up to date at least this often even without new measurements.
+    let idle_refresh = interval.max(Duration::from_secs(60));
+    let mut last_flush = Instant::now();
+    let mut next = Instant::now() + interval;
+    loop {
+        let wait = next.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(batch) => inc.observe(&batch),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if Instant::now() >= next {
+            if inc.is_dirty() || last_flush.elapsed() >= idle_refresh {
+                flush(&mut inc);
+                last_flush = Instant::now();
+            }
+            next = Instant::now() + interval;
+        }
+    }
+    flush(&mut inc);
+}
