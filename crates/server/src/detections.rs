@@ -388,3 +388,118 @@ fn run_worker(store: Arc<dyn Store>, config: Config, interval: Duration, rx: mps
     }
     flush(&mut inc);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use censorwatch_store::{DetectionQuery, SqliteStore};
+
+    const T0: i64 = 1_708_041_600;
+
+    /// A block of x.com on AS1 of PK from hour 10 of 30, four measurements an hour.
+    fn timeline(prefix: &str) -> Vec<Observation> {
+        let mut out = Vec::new();
+        for hour in 0..30 {
+            for q in 0..4 {
+                let blocked = hour >= 10;
+                out.push(Observation {
+                    time: T0 + hour * 3600 + q * 900,
+                    domain: Arc::from("x.com"),
+                    cc: Cc::new("PK").unwrap(),
+                    asn: 1,
+                    status: if blocked { Status::Blocked } else { Status::Ok },
+                    method: blocked.then_some(Method::TlsReset),
+                    id: Some(Arc::from(format!("{prefix}{hour}-{q}"))),
+                });
+            }
+        }
+        out
+    }
+
+    fn events(store: &dyn Store) -> Vec<StoredDetection> {
+        store.detections(&DetectionQuery::all(DetectionKind::Event)).unwrap()
+    }
+
+    #[test]
+    fn writes_only_what_changed_and_counts_a_resend_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("d.db")).unwrap();
+        // A stale event from an earlier run: the first flush removes it.
+        let stale = StoredDetection {
+            kind: DetectionKind::Event,
+            id: "PK-stale-1".into(),
+            cc: "PK".into(),
+            domain: "stale.com".into(),
+            platform: "stale.com".into(),
+            start: 1,
+            end: None,
+            updated: 1,
+            body: "{}".into(),
+        };
+        store.put_detections(&[stale], &[]).unwrap();
+        let now = T0 + 30 * 3600;
+        let mut inc = Incremental::seed(&store, Config::default(), now).unwrap();
+        let obs = timeline("a");
+        inc.observe(&obs);
+        assert_eq!(
+            inc.flush(&store, now).unwrap(),
+            Flushed {
+                upserted: 1,
+                removed: 1
+            }
+        );
+        let stored = events(&store);
+        assert_eq!(stored.len(), 1);
+        let event: Event = serde_json::from_str(&stored[0].body).unwrap();
+        assert_eq!((event.start, event.cc.as_str()), (T0 + 10 * 3600, "PK"));
+        assert_eq!(event.measurements, 20 * 4);
+
+        // Nothing new: nothing written. A resend of the same ids changes nothing either.
+        assert!(!inc.is_dirty());
+        assert_eq!(inc.flush(&store, now).unwrap(), Flushed::default());
+        inc.observe(&obs);
+        assert!(!inc.is_dirty(), "duplicates are skipped");
+        assert_eq!(inc.events(now)[0].measurements, 20 * 4);
+
+        // New measurements within the window update the event in place.
+        let more: Vec<Observation> = timeline("b").into_iter().filter(|o| o.time >= T0 + 25 * 3600).collect();
+        inc.observe(&more);
+        assert!(inc.is_dirty());
+        assert_eq!(
+            inc.flush(&store, now).unwrap(),
+            Flushed {
+                upserted: 1,
+                removed: 0
+            }
+        );
+        let event: Event = serde_json::from_str(&events(&store)[0].body).unwrap();
+        assert_eq!(event.measurements, 20 * 4 + 5 * 4);
+    }
+
+    #[test]
+    fn rows_and_records_become_observations() {
+        let row = ObservationRow {
+            id: "m1".into(),
+            start_time: T0,
+            domain: "x.com".into(),
+            probe_cc: "PK".into(),
+            probe_asn: 17557,
+            status: Status::Blocked,
+            method: Some(Method::TlsReset),
+        };
+        let o = observation_of_row(&row).unwrap();
+        assert_eq!((o.time, &*o.domain, o.cc.as_str(), o.asn), (T0, "x.com", "PK", 17557));
+        assert_eq!(
+            (o.status, o.method, o.id.as_deref()),
+            (Status::Blocked, Some(Method::TlsReset), Some("m1"))
+        );
+        for (cc, domain) in [("ZZ", "x.com"), ("P1", "x.com"), ("PK", "")] {
+            let bad = ObservationRow {
+                probe_cc: cc.into(),
+                domain: domain.into(),
+                ..row.clone()
+            };
+            assert!(observation_of_row(&bad).is_none(), "{cc} {domain:?}");
+        }
+    }
+}
