@@ -123,3 +123,29 @@ async fn submitted_measurements_become_an_event() {
     assert_eq!(server.get("/api/v1/events?limit=0").await.status, 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_writes_the_last_events() {
+    // Never due during the test: only the write at shutdown can store the event.
+    let server = TestServer::start(ServerConfig {
+        detection_interval: Some(Duration::from_secs(3600)),
+        ..ServerConfig::default()
+    })
+    .await;
+    let (body, start) = recent_block();
+    let submitted = server.post("/api/v1/measurements", body).await;
+    assert_eq!(submitted.status, 200, "{}", submitted.text());
+    // Not yet written (the worker seeded and wrote when the server started, before this).
+    let before = server.get("/api/v1/events").await.json();
+    assert_eq!(before["results"], serde_json::json!([]));
+    let store = std::sync::Arc::clone(&server.store);
+    server.stop().await;
+    let stored = store
+        .detections(&censorwatch_store::DetectionQuery::all(
+            censorwatch_store::DetectionKind::Event,
+        ))
+        .unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].start, start);
+    assert_eq!(stored[0].cc, "PK");
+}
