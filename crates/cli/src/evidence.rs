@@ -4,8 +4,11 @@
 //!
 //! - `bundle --cc CC --domain D --since T --until T [--out FILE]`: the matching measurements
 //!   (raw, verdicts), one inclusion proof each against a freshly signed checkpoint, a summary
-//!   and a chart, in one archive (`censorwatch_evidence::bundle`). `bundle EVENT_ID` is accepted
-//!   and refused with an explanation: detected events are not stored yet.
+//!   and a chart, in one archive (`censorwatch_evidence::bundle`). `bundle EVENT_ID` bundles a
+//!   stored event (see `censorwatch events`): every measurement of its domains in its country
+//!   from a day before its start to a day after its end (or until now, while it is ongoing), so
+//!   the bundle shows the block, its networks, and the networks and hours around it that were
+//!   not blocked; the event itself goes into the manifest's description and the summary.
 //! - `verify BUNDLE [--key KEY]`: checks everything offline; names each failing file and check;
 //!   exit 1 on any failure.
 //! - `consistency OLD_CHECKPOINT [--key KEY]`: proves the current log extends the old checkpoint
@@ -18,7 +21,7 @@ use censorwatch_evidence::checkpoint::{Checkpoint, open_checkpoint, parse_signed
 use censorwatch_evidence::ledger::Reconciled;
 use censorwatch_evidence::log::LogError;
 use censorwatch_evidence::{Ledger, LedgerError, VerifierKey, verdict_bytes, verify_consistency};
-use censorwatch_store::{MeasurementQuery, Store};
+use censorwatch_store::{DetectionKind, MeasurementQuery, Store, StoredDetection};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +29,112 @@ use std::time::SystemTime;
 
 /// Most measurements one bundle holds (everything is assembled in memory).
 pub const MAX_BUNDLE_MEASUREMENTS: usize = 100_000;
+
+/// How far before an event's start and after its end an event bundle reaches, so that it shows
+/// what access looked like on either side of the block.
+pub const EVENT_MARGIN_SECONDS: i64 = 24 * 3600;
+
+/// What one bundle holds: the store queries whose measurements go in, and how it is described.
+struct Selection {
+    queries: Vec<MeasurementQuery>,
+    title: String,
+    description: serde_json::Value,
+    /// The default file name's distinguishing part.
+    stem: String,
+}
+
+impl Selection {
+    /// The measurements `--cc`/`--domain`/`--since`/`--until` name.
+    fn from_filters(a: &BundleArgs) -> anyhow::Result<Selection> {
+        if a.cc.is_none() && a.domain.is_none() {
+            bail!(
+                "say which measurements: --cc CC and/or --domain D (with --since/--until to bound the period), or an EVENT_ID"
+            );
+        }
+        let since = a
+            .since
+            .as_deref()
+            .map(parse_time_arg)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let until = a
+            .until
+            .as_deref()
+            .map(parse_time_arg)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let cc = a.cc.as_ref().map(|c| c.trim().to_ascii_uppercase());
+        let domain = a.domain.as_ref().map(|d| d.trim().to_ascii_lowercase());
+        let what = [cc.as_deref(), domain.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let fmt = |t: Option<i64>| t.map(censorwatch_store::record::format_ooni_time);
+        Ok(Selection {
+            queries: vec![MeasurementQuery {
+                probe_cc: cc.clone(),
+                domain: domain.clone(),
+                since,
+                until,
+                ..Default::default()
+            }],
+            title: format!("censorwatch evidence: {what}"),
+            description: serde_json::json!({
+                "query": {"cc": cc, "domain": domain, "since": fmt(since), "until": fmt(until)},
+            }),
+            stem: what,
+        })
+    }
+
+    /// The measurements around a stored event: each of its domains in its country, from
+    /// [`EVENT_MARGIN_SECONDS`] before its start to as long after its end (no end while ongoing).
+    fn from_event(event: &StoredDetection) -> anyhow::Result<Selection> {
+        let body: serde_json::Value = serde_json::from_str(&event.body).with_context(|| {
+            format!(
+                "the stored event {} is not valid JSON; run `censorwatch events` to recompute it",
+                event.id
+            )
+        })?;
+        let mut domains: Vec<String> = body["domains"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        if domains.is_empty() {
+            domains.push(event.domain.clone());
+        }
+        domains.sort();
+        domains.dedup();
+        let since = event.start.saturating_sub(EVENT_MARGIN_SECONDS);
+        let until = event.end.map(|end| end.saturating_add(EVENT_MARGIN_SECONDS));
+        let fmt = censorwatch_store::record::format_ooni_time;
+        let period = match event.end {
+            Some(end) => format!("{} to {}", fmt(event.start), fmt(end)),
+            None => format!("since {} (ongoing)", fmt(event.start)),
+        };
+        Ok(Selection {
+            queries: domains
+                .iter()
+                .map(|d| MeasurementQuery {
+                    probe_cc: Some(event.cc.clone()),
+                    domain: Some(d.clone()),
+                    since: Some(since),
+                    until,
+                    ..Default::default()
+                })
+                .collect(),
+            title: format!(
+                "censorwatch evidence: {} blocked in {} {period}",
+                event.platform, event.cc
+            ),
+            description: serde_json::json!({
+                "event": body,
+                "query": {"cc": event.cc, "domains": domains, "since": fmt(since), "until": until.map(fmt)},
+            }),
+            stem: event.id.clone(),
+        })
+    }
+}
 
 /// `censorwatch evidence …`.
 #[derive(Debug, clap::Args)]
@@ -67,7 +176,7 @@ impl StoreArgs {
 
 #[derive(Debug, clap::Args)]
 struct BundleArgs {
-    /// A detected event's id (not available yet: events are not stored).
+    /// A detected event's id, as `censorwatch events` or `GET /api/v1/events` print it.
     #[arg(value_name = "EVENT_ID", conflicts_with_all = ["cc", "domain", "since", "until"])]
     event: Option<String>,
     /// Country code (two letters).
@@ -198,27 +307,10 @@ pub fn parse_time_arg(text: &str) -> Result<i64, String> {
 }
 
 fn bundle(a: &BundleArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<ExitCode> {
-    if let Some(event) = &a.event {
-        bail!(
-            "bundles by event id ({event}) need stored events, which censorwatch does not keep yet; \
-             ask for the same measurements with --cc CC --domain D --since T --until T"
-        );
-    }
-    if a.cc.is_none() && a.domain.is_none() {
-        bail!("say which measurements: --cc CC and/or --domain D (with --since/--until to bound the period)");
-    }
-    let since = a
-        .since
-        .as_deref()
-        .map(parse_time_arg)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let until = a
-        .until
-        .as_deref()
-        .map(parse_time_arg)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let filters = match &a.event {
+        Some(_) => None,
+        None => Some(Selection::from_filters(a)?),
+    };
     let (store, data) = a.store.open()?;
     let ledger = match Ledger::open_for(&data, store.as_ref()) {
         Ok((ledger, reconciled)) => {
@@ -231,38 +323,49 @@ fn bundle(a: &BundleArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow:
         }
         Err(e) => return Err(explain(&data, e)),
     };
-    let cc = a.cc.as_ref().map(|c| c.trim().to_ascii_uppercase());
-    let domain = a.domain.as_ref().map(|d| d.trim().to_ascii_lowercase());
-    let mut query = MeasurementQuery {
-        probe_cc: cc.clone(),
-        domain: domain.clone(),
-        since,
-        until,
-        limit: censorwatch_store::query::MAX_LIMIT,
-        ..Default::default()
+    let selection = match (filters, &a.event) {
+        (Some(selection), _) => selection,
+        (None, Some(id)) => {
+            let event = store
+                .detection(DetectionKind::Event, id.trim())
+                .context("reading the event from the store failed")?
+                .with_context(|| {
+                    format!("no stored event has the id {id:?}; `censorwatch events` lists them (and recomputes them)")
+                })?;
+            Selection::from_event(&event)?
+        }
+        (None, None) => unreachable!("from_filters ran when no EVENT_ID was given"),
     };
     let mut items = Vec::new();
     let mut unlogged = 0u64;
-    loop {
-        let page = store.query(&query).context("querying the store failed")?;
-        for record in &page.results {
-            match ledger.prove(store.as_ref(), &record.id)? {
-                Some((full, index, proof)) => items.push(BundleItem::new(
-                    &full.id,
-                    full.raw.clone(),
-                    verdict_bytes(&full.verdict),
-                    index,
-                    proof,
-                )),
-                None => unlogged += 1,
+    for query in &selection.queries {
+        let mut query = MeasurementQuery {
+            limit: censorwatch_store::query::MAX_LIMIT,
+            ..query.clone()
+        };
+        loop {
+            let page = store.query(&query).context("querying the store failed")?;
+            for record in &page.results {
+                match ledger.prove(store.as_ref(), &record.id)? {
+                    Some((full, index, proof)) => items.push(BundleItem::new(
+                        &full.id,
+                        full.raw.clone(),
+                        verdict_bytes(&full.verdict),
+                        index,
+                        proof,
+                    )),
+                    None => unlogged += 1,
+                }
+                if items.len() > MAX_BUNDLE_MEASUREMENTS {
+                    bail!(
+                        "more than {MAX_BUNDLE_MEASUREMENTS} measurements match; narrow the query with --since/--until"
+                    );
+                }
             }
-            if items.len() > MAX_BUNDLE_MEASUREMENTS {
-                bail!("more than {MAX_BUNDLE_MEASUREMENTS} measurements match; narrow the query with --since/--until");
+            match page.next {
+                Some(next) => query.cursor = Some(next),
+                None => break,
             }
-        }
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => break,
         }
     }
     if items.is_empty() {
@@ -270,18 +373,14 @@ fn bundle(a: &BundleArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow:
     }
     // Oldest first reads best in the summary.
     items.sort_by(|x, y| (x.time, &x.id).cmp(&(y.time, &y.id)));
-    let what = [cc.as_deref(), domain.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let fmt = |t: Option<i64>| t.map(censorwatch_store::record::format_ooni_time);
-    let title = format!("censorwatch evidence: {what}");
-    let description = serde_json::json!({
-        "query": {"cc": cc, "domain": domain, "since": fmt(since), "until": fmt(until)},
-    });
+    let Selection {
+        title,
+        description,
+        stem,
+        ..
+    } = selection;
     let path = a.out.clone().unwrap_or_else(|| {
-        let stem: String = what
+        let stem: String = stem
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
             .collect();

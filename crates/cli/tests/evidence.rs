@@ -5,9 +5,12 @@
 //! rewritten fails `evidence consistency` against an earlier checkpoint; and an ingest killed
 //! with SIGKILL at random moments leaves a store and a log that agree once it runs again.
 
+mod common;
+
 use assert_cmd::Command;
 use censorwatch_evidence::{Ledger, Log};
 use censorwatch_store::{SqliteStore, Store};
+use common::block::block_timeline;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -280,11 +283,67 @@ fn a_rewritten_log_fails_the_consistency_check() {
 }
 
 #[test]
-fn bundle_by_event_id_says_events_are_not_stored_yet() {
-    let (code, _, err) = censorwatch(&["evidence", "bundle", "evt-123"]);
+fn an_event_bundle_holds_the_block_and_its_surroundings_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("cw.db");
+    let input = dir.path().join("pk.jsonl");
+    let (jsonl, first_blocked) = block_timeline();
+    std::fs::write(&input, jsonl).unwrap();
+    ingest(&input, &db);
+
+    let (code, out, err) = censorwatch(&["events", "--db", &sqlite(&db), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 1, "{out}");
+    let id = events[0]["id"].as_str().unwrap().to_owned();
+
+    let bundle = dir.path().join("event.tar");
+    let (code, out, err) = censorwatch(&[
+        "evidence",
+        "bundle",
+        &id,
+        "--db",
+        &sqlite(&db),
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, text) = verify(&bundle);
+    assert_eq!(code, 0, "{text}");
+
+    let files = unpack(&bundle);
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(
+        manifest["description"]["event"]["id"],
+        id.as_str(),
+        "the event travels with its evidence"
+    );
+    assert!(
+        manifest["title"].as_str().unwrap().contains("PK"),
+        "{}",
+        manifest["title"]
+    );
+    // Open event: from a day before its start (hour 20) to now, i.e. hours 0..48, every network.
+    let names: Vec<&String> = files.keys().filter(|k| k.starts_with("measurements/")).collect();
+    assert_eq!(names.len(), 576, "every measurement from a day before the start on");
+    assert!(
+        names.iter().any(|n| n.contains(&first_blocked)),
+        "the first blocked one is in"
+    );
+    for asn in ["17557", "45595", "59257"] {
+        assert!(
+            names.iter().any(|n| n.contains(&format!("_PK_{asn}_"))),
+            "AS{asn}: the clean network is shown too"
+        );
+    }
+    let summary = String::from_utf8_lossy(&files["summary.md"]);
+    assert!(summary.contains("PK"), "{summary}");
+
+    let (code, _, err) = censorwatch(&["evidence", "bundle", "PK-nothing-1", "--db", &sqlite(&db)]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("need stored events") && err.contains("--cc CC --domain D"),
+        err.contains("no stored event has the id") && err.contains("censorwatch events"),
         "{err}"
     );
 }
