@@ -15,13 +15,13 @@
 //!   (RFC 6962 consistency proof), or says why it does not; exit 1 when it does not.
 
 use crate::db::{DEFAULT_DB, DbUrl};
-use anyhow::{Context, bail};
-use censorwatch_evidence::bundle::{BundleItem, BundleWriter, verify_bundle};
+use anyhow::Context;
+use censorwatch_evidence::bundle::verify_bundle;
 use censorwatch_evidence::checkpoint::{Checkpoint, open_checkpoint, parse_signed_checkpoint};
 use censorwatch_evidence::ledger::Reconciled;
 use censorwatch_evidence::log::LogError;
-use censorwatch_evidence::{Ledger, LedgerError, VerifierKey, verdict_bytes, verify_consistency};
-use censorwatch_store::{DetectionKind, MeasurementQuery, Store, StoredDetection};
+use censorwatch_evidence::{Collected, Ledger, LedgerError, Selection, VerifierKey, collect, verify_consistency};
+use censorwatch_store::{DetectionKind, Store};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,112 +29,6 @@ use std::time::SystemTime;
 
 /// Most measurements one bundle holds (everything is assembled in memory).
 pub const MAX_BUNDLE_MEASUREMENTS: usize = 100_000;
-
-/// How far before an event's start and after its end an event bundle reaches, so that it shows
-/// what access looked like on either side of the block.
-pub const EVENT_MARGIN_SECONDS: i64 = 24 * 3600;
-
-/// What one bundle holds: the store queries whose measurements go in, and how it is described.
-struct Selection {
-    queries: Vec<MeasurementQuery>,
-    title: String,
-    description: serde_json::Value,
-    /// The default file name's distinguishing part.
-    stem: String,
-}
-
-impl Selection {
-    /// The measurements `--cc`/`--domain`/`--since`/`--until` name.
-    fn from_filters(a: &BundleArgs) -> anyhow::Result<Selection> {
-        if a.cc.is_none() && a.domain.is_none() {
-            bail!(
-                "say which measurements: --cc CC and/or --domain D (with --since/--until to bound the period), or an EVENT_ID"
-            );
-        }
-        let since = a
-            .since
-            .as_deref()
-            .map(parse_time_arg)
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
-        let until = a
-            .until
-            .as_deref()
-            .map(parse_time_arg)
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
-        let cc = a.cc.as_ref().map(|c| c.trim().to_ascii_uppercase());
-        let domain = a.domain.as_ref().map(|d| d.trim().to_ascii_lowercase());
-        let what = [cc.as_deref(), domain.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let fmt = |t: Option<i64>| t.map(censorwatch_store::record::format_ooni_time);
-        Ok(Selection {
-            queries: vec![MeasurementQuery {
-                probe_cc: cc.clone(),
-                domain: domain.clone(),
-                since,
-                until,
-                ..Default::default()
-            }],
-            title: format!("censorwatch evidence: {what}"),
-            description: serde_json::json!({
-                "query": {"cc": cc, "domain": domain, "since": fmt(since), "until": fmt(until)},
-            }),
-            stem: what,
-        })
-    }
-
-    /// The measurements around a stored event: each of its domains in its country, from
-    /// [`EVENT_MARGIN_SECONDS`] before its start to as long after its end (no end while ongoing).
-    fn from_event(event: &StoredDetection) -> anyhow::Result<Selection> {
-        let body: serde_json::Value = serde_json::from_str(&event.body).with_context(|| {
-            format!(
-                "the stored event {} is not valid JSON; run `censorwatch events` to recompute it",
-                event.id
-            )
-        })?;
-        let mut domains: Vec<String> = body["domains"]
-            .as_array()
-            .map(|list| list.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
-        if domains.is_empty() {
-            domains.push(event.domain.clone());
-        }
-        domains.sort();
-        domains.dedup();
-        let since = event.start.saturating_sub(EVENT_MARGIN_SECONDS);
-        let until = event.end.map(|end| end.saturating_add(EVENT_MARGIN_SECONDS));
-        let fmt = censorwatch_store::record::format_ooni_time;
-        let period = match event.end {
-            Some(end) => format!("{} to {}", fmt(event.start), fmt(end)),
-            None => format!("since {} (ongoing)", fmt(event.start)),
-        };
-        Ok(Selection {
-            queries: domains
-                .iter()
-                .map(|d| MeasurementQuery {
-                    probe_cc: Some(event.cc.clone()),
-                    domain: Some(d.clone()),
-                    since: Some(since),
-                    until,
-                    ..Default::default()
-                })
-                .collect(),
-            title: format!(
-                "censorwatch evidence: {} blocked in {} {period}",
-                event.platform, event.cc
-            ),
-            description: serde_json::json!({
-                "event": body,
-                "query": {"cc": event.cc, "domains": domains, "since": fmt(since), "until": until.map(fmt)},
-            }),
-            stem: event.id.clone(),
-        })
-    }
-}
 
 /// `censorwatch evidence …`.
 #[derive(Debug, clap::Args)]
@@ -309,7 +203,26 @@ pub fn parse_time_arg(text: &str) -> Result<i64, String> {
 fn bundle(a: &BundleArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<ExitCode> {
     let filters = match &a.event {
         Some(_) => None,
-        None => Some(Selection::from_filters(a)?),
+        None => {
+            let since = a
+                .since
+                .as_deref()
+                .map(parse_time_arg)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let until = a
+                .until
+                .as_deref()
+                .map(parse_time_arg)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            Some(Selection::for_query(
+                a.cc.as_deref(),
+                a.domain.as_deref(),
+                since,
+                until,
+            )?)
+        }
     };
     let (store, data) = a.store.open()?;
     let ledger = match Ledger::open_for(&data, store.as_ref()) {
@@ -332,66 +245,15 @@ fn bundle(a: &BundleArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow:
                 .with_context(|| {
                     format!("no stored event has the id {id:?}; `censorwatch events` lists them (and recomputes them)")
                 })?;
-            Selection::from_event(&event)?
+            Selection::for_event(&event)?
         }
-        (None, None) => unreachable!("from_filters ran when no EVENT_ID was given"),
+        (None, None) => unreachable!("a selection is made from the filters when no EVENT_ID is given"),
     };
-    let mut items = Vec::new();
-    let mut unlogged = 0u64;
-    for query in &selection.queries {
-        let mut query = MeasurementQuery {
-            limit: censorwatch_store::query::MAX_LIMIT,
-            ..query.clone()
-        };
-        loop {
-            let page = store.query(&query).context("querying the store failed")?;
-            for record in &page.results {
-                match ledger.prove(store.as_ref(), &record.id)? {
-                    Some((full, index, proof)) => items.push(BundleItem::new(
-                        &full.id,
-                        full.raw.clone(),
-                        verdict_bytes(&full.verdict),
-                        index,
-                        proof,
-                    )),
-                    None => unlogged += 1,
-                }
-                if items.len() > MAX_BUNDLE_MEASUREMENTS {
-                    bail!(
-                        "more than {MAX_BUNDLE_MEASUREMENTS} measurements match; narrow the query with --since/--until"
-                    );
-                }
-            }
-            match page.next {
-                Some(next) => query.cursor = Some(next),
-                None => break,
-            }
-        }
-    }
-    if items.is_empty() {
-        bail!("no logged measurement matches the query; nothing to bundle");
-    }
-    // Oldest first reads best in the summary.
-    items.sort_by(|x, y| (x.time, &x.id).cmp(&(y.time, &y.id)));
-    let Selection {
-        title,
-        description,
-        stem,
-        ..
-    } = selection;
-    let path = a.out.clone().unwrap_or_else(|| {
-        let stem: String = stem
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
-            .collect();
-        PathBuf::from(format!("evidence-{stem}.tar.gz"))
-    });
+    let Collected { items, unlogged } = collect(store.as_ref(), &ledger, &selection, MAX_BUNDLE_MEASUREMENTS)?;
+    let path = a.out.clone().unwrap_or_else(|| PathBuf::from(selection.file_name()));
     let count = items.len();
-    let written = BundleWriter::new(&ledger.signed_checkpoint(), ledger.verifier())
-        .title(&title)
-        .description(description)
-        .items(items)
-        .sign_manifest(ledger.keys())
+    let written = selection
+        .writer(&ledger, items)
         .write(&path)
         .with_context(|| format!("writing the bundle {} failed", path.display()))?;
     let cp = &written.manifest.checkpoint;

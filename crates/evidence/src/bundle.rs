@@ -430,6 +430,17 @@ impl BundleWriter {
         })
     }
 
+    /// Checks everything and returns the archive's bytes (gzip-compressed tar), for a server to
+    /// send; the same checks as [`BundleWriter::write`].
+    pub fn to_gzip_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        let files = self.files()?;
+        let mtime = u64::try_from(self.created_at().timestamp()).unwrap_or(0);
+        write_archive(BufWriter::new(Vec::new()), Compression::Gzip, &files, mtime).map_err(|source| BundleError::Io {
+            path: PathBuf::from("(in memory)"),
+            source,
+        })
+    }
+
     fn created_at(&self) -> DateTime<Utc> {
         self.created
             .unwrap_or_else(|| DateTime::<Utc>::from(std::time::SystemTime::now()))

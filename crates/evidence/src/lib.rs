@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod select;
 
 pub use bundle::{BundleItem, BundleWriter, Report, verify_bundle};
 pub use checkpoint::{Checkpoint, open_checkpoint};
@@ -35,6 +36,7 @@ pub use ledger::{Ledger, LedgerError, record_leaf, verdict_bytes};
 pub use log::Log;
 pub use merkle::Hash;
 pub use note::{Keys, VerifierKey};
+pub use select::{Collected, SelectError, Selection, collect};
 
 /// The log's directory under the data directory.
 pub const LOG_DIR: &str = "log";

@@ -24,6 +24,8 @@
 //! | `GET /api/v1/log/proof/{id}` | a measurement's leaf and inclusion proof, with the signed checkpoint it leads to |
 //! | `GET /api/v1/events` | blocking events (`cc domain since open limit format=csv`), latest first |
 //! | `GET /api/v1/events/{id}` | one event |
+//! | `GET /api/v1/events/{id}/evidence` | the event's evidence bundle (tar.gz; `censorwatch evidence verify` checks it) |
+//! | `GET /api/v1/evidence` | the evidence bundle of a query (`cc domain since until`) |
 //! | `GET /health` | `{"status":"ok"}` |
 //!
 //! Every error is `{"error": "…"}` with a 4xx (the client's mistake) or 5xx (ours; 503 means
@@ -41,6 +43,7 @@ pub mod config;
 pub mod detections;
 pub mod error;
 mod event_routes;
+mod evidence_routes;
 pub mod ids;
 pub mod prepare;
 pub mod ratelimit;

@@ -57,6 +57,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/log/proof/{id}", get(log_proof))
         .route("/api/v1/events", get(crate::event_routes::list_events))
         .route("/api/v1/events/{id}", get(crate::event_routes::get_event))
+        .route(
+            "/api/v1/events/{id}/evidence",
+            get(crate::evidence_routes::event_evidence),
+        )
+        .route("/api/v1/evidence", get(crate::evidence_routes::query_evidence))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .route("/health", get(health))
         .fallback(not_found)

@@ -57,8 +57,10 @@ fn recent_block() -> (String, i64) {
 
 #[tokio::test]
 async fn submitted_measurements_become_an_event() {
+    let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(ServerConfig {
         detection_interval: Some(Duration::from_millis(100)),
+        data_dir: Some(data.path().to_path_buf()),
         ..ServerConfig::default()
     })
     .await;
@@ -100,6 +102,30 @@ async fn submitted_measurements_become_an_event() {
     assert_eq!(one.status, 200);
     assert_eq!(&one.json(), e);
     assert_eq!(server.get("/api/v1/events/PK-nothing-1").await.status, 404);
+
+    // The event's evidence bundle: every measurement from a day before its start on (all of
+    // them here), each proved in the log, verified offline with the published key. Logging
+    // follows the commit, so wait until all are in.
+    let key_text = std::fs::read_to_string(data.path().join("keys/verifier.key")).unwrap();
+    let key = censorwatch_evidence::VerifierKey::parse(&key_text).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let r = server.get(&format!("/api/v1/events/{id}/evidence")).await;
+        if r.status == 404 && Instant::now() < deadline {
+            // Nothing logged yet.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        let report = censorwatch_evidence::bundle::verify_bundle_bytes(&r.body, Some(&key));
+        if report.measurements_verified == 38 * 2 * 4 || Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(report.ok, "{:?}", report.failures);
+    assert_eq!(report.measurements_verified, 38 * 2 * 4);
+    assert_eq!(server.get("/api/v1/events/PK-nothing-1/evidence").await.status, 404);
     for (query, n) in [
         ("cc=IR", 0),
         ("domain=facebook.com", 1),

@@ -2,7 +2,8 @@
 //! submission is in the log; `GET /api/v1/log/proof/{id}` returns an inclusion proof that
 //! verifies against the signed checkpoint it comes with (checked with the key from the data
 //! directory, as a client holding the published key would); the checkpoint endpoint serves the
-//! same head; a checkpoint file is written at start and at shutdown; unknown ids are 404; a
+//! same head; a query's evidence bundle downloads and verifies offline; a checkpoint file is
+//! written at start and at shutdown; unknown ids are 404; a
 //! server without a data directory says it keeps no log.
 
 mod common;
@@ -75,6 +76,42 @@ async fn every_submission_is_logged_and_proved() {
     assert_eq!(r.status, 404);
     assert!(r.client_error().contains("no logged measurement"), "{}", r.text());
 
+    // A query's evidence bundle, downloaded as a client would, verifies offline with the published
+    // key and holds every logged measurement of that country.
+    let cc = server.store.get(&uids[0]).unwrap().unwrap().meta.probe_cc;
+    let same_cc = uids
+        .iter()
+        .filter(|uid| server.store.get(uid).unwrap().unwrap().meta.probe_cc == cc)
+        .count();
+    let r = server.get(&format!("/api/v1/evidence?cc={cc}&since=2000-01-01")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "application/gzip");
+    assert!(
+        r.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("evidence-{cc}.tar.gz")),
+        "{:?}",
+        r.headers
+    );
+    let report = censorwatch_evidence::bundle::verify_bundle_bytes(&r.body, Some(&key));
+    assert!(report.ok, "{:?}", report.failures);
+    assert_eq!(report.measurements_verified, same_cc as u64);
+    // Changing one byte of the download is caught.
+    let mut tampered = r.body.to_vec();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x40;
+    assert!(!censorwatch_evidence::bundle::verify_bundle_bytes(&tampered, Some(&key)).ok);
+    for (path, status) in [
+        ("/api/v1/evidence?since=2000-01-01", 400),
+        ("/api/v1/evidence?cc=PAK", 400),
+        ("/api/v1/evidence?cc=ZZ", 404),
+        ("/api/v1/events/no-such-event/evidence", 404),
+    ] {
+        let r = server.get(path).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+    }
+
     server.stop().await;
     let last = std::fs::read_to_string(data.path().join("checkpoints/latest.txt")).unwrap();
     assert_eq!(
@@ -93,7 +130,11 @@ async fn every_submission_is_logged_and_proved() {
 #[tokio::test]
 async fn a_server_without_a_data_directory_keeps_no_log() {
     let server = TestServer::default().await;
-    for path in ["/api/v1/log/checkpoint", "/api/v1/log/proof/x"] {
+    for path in [
+        "/api/v1/log/checkpoint",
+        "/api/v1/log/proof/x",
+        "/api/v1/evidence?cc=PK",
+    ] {
         let r = server.get(path).await;
         assert_eq!(r.status, 404);
         assert!(r.client_error().contains("keeps no transparency log"), "{}", r.text());
