@@ -23,14 +23,7 @@ fn parse_event_query(params: Vec<(String, String)>) -> Result<(DetectionQuery, b
         ..DetectionQuery::all(DetectionKind::Event)
     };
     let mut csv = false;
-    let mut seen = std::collections::HashSet::new();
-    for (key, value) in params {
-        if !seen.insert(key.clone()) {
-            return Err(ApiError::bad_request(format!(
-                "parameter {key} is given twice; give it once"
-            )));
-        }
-        let value = value.trim().to_owned();
+    for (key, value) in crate::routes::unique_params(params)? {
         let bad = |what: &str| ApiError::bad_request(format!("{key}={value:?} is invalid: {what}"));
         match key.as_str() {
             "cc" | "probe_cc" => {

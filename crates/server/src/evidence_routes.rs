@@ -109,14 +109,7 @@ pub(crate) async fn query_evidence(
 
 fn parse_evidence_query(params: Vec<(String, String)>) -> Result<Selection, ApiError> {
     let (mut cc, mut domain, mut since, mut until) = (None, None, None, None);
-    let mut seen = std::collections::HashSet::new();
-    for (key, value) in params {
-        if !seen.insert(key.clone()) {
-            return Err(ApiError::bad_request(format!(
-                "parameter {key} is given twice; give it once"
-            )));
-        }
-        let value = value.trim().to_owned();
+    for (key, value) in crate::routes::unique_params(params)? {
         let bad = |what: &str| ApiError::bad_request(format!("{key}={value:?} is invalid: {what}"));
         let time = |end_of_day| {
             parse_time(&value, end_of_day).ok_or_else(|| {

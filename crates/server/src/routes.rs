@@ -417,19 +417,30 @@ pub(crate) fn parse_time(text: &str, end_of_day: bool) -> Option<i64> {
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
 }
 
+/// A query string's parameters, each allowed once (a repeated one is a 400 that says so), with
+/// their values trimmed: the first step of every query endpoint's parser.
+pub(crate) fn unique_params(params: Vec<(String, String)>) -> Result<Vec<(String, String)>, ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    params
+        .into_iter()
+        .map(|(key, value)| {
+            if seen.insert(key.clone()) {
+                Ok((key, value.trim().to_owned()))
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "parameter {key} is given twice; give it once"
+                )))
+            }
+        })
+        .collect()
+}
+
 const QUERY_PARAMS: &str = "cc, asn, domain, since, until, status, method, test_name, limit, cursor, format";
 
 fn parse_query(params: Vec<(String, String)>) -> Result<(MeasurementQuery, bool), ApiError> {
     let mut q = MeasurementQuery::default();
     let mut csv = false;
-    let mut seen = std::collections::HashSet::new();
-    for (key, value) in params {
-        if !seen.insert(key.clone()) {
-            return Err(ApiError::bad_request(format!(
-                "parameter {key} is given twice; give it once"
-            )));
-        }
-        let value = value.trim().to_owned();
+    for (key, value) in unique_params(params)? {
         let bad = |what: &str| ApiError::bad_request(format!("{key}={value:?} is invalid: {what}"));
         match key.as_str() {
             "cc" | "probe_cc" => {
