@@ -12,7 +12,6 @@
 
 pub mod helper;
 pub mod ipdb;
-pub mod ratelimit;
 pub mod server;
 
 pub use helper::Helper;
@@ -20,8 +19,8 @@ pub use server::{ControlState, router};
 
 use censorwatch_probe::dns::DnsConfig;
 use censorwatch_probe::{Probe, ProbeConfig, TlsSettings};
+pub use censorwatch_ratelimit::RateLimit;
 use censorwatch_verdict::Analyzer;
-pub use ratelimit::RateLimit;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;

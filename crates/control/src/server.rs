@@ -12,7 +12,6 @@
 
 use crate::helper::Helper;
 use crate::ipdb::RangeTable;
-use crate::ratelimit::{RateLimit, RateLimiter};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
@@ -20,6 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use censorwatch_probe::{ThRequest, WhoAmI};
+use censorwatch_ratelimit::{RateLimit, RateLimiter};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;

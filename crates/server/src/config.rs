@@ -38,33 +38,22 @@ pub struct ServerConfig {
     pub detection_interval: Option<Duration>,
 }
 
-/// A token bucket per client IP: `per_second` tokens are added each second up to `burst`; each
-/// request takes one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Sustained requests per second allowed per IP.
-    pub per_second: f64,
-    /// Requests allowed at once (the bucket's size).
-    pub burst: f64,
-}
+pub use censorwatch_ratelimit::RateLimit;
 
-impl Default for RateLimit {
-    /// Generous: 10 000 requests/s sustained and 20 000 at once per IP, so that a NAT full of
-    /// probes, or a load test, is not throttled, while a runaway client still is.
-    fn default() -> RateLimit {
-        RateLimit {
-            per_second: 10_000.0,
-            burst: 20_000.0,
-        }
-    }
-}
+/// The collector's default rate limit: generous, 10 000 requests/s sustained and 20 000 at once
+/// per IP, so that a NAT full of probes, or a load test, is not throttled, while a runaway client
+/// still is.
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    per_second: 10_000.0,
+    burst: 20_000.0,
+};
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             max_body_bytes: 16 << 20,
             max_batch_body_bytes: 256 << 20,
-            rate_limit: Some(RateLimit::default()),
+            rate_limit: Some(DEFAULT_RATE_LIMIT),
             commit_window: Duration::from_millis(2),
             commit_max_records: 2000,
             commit_max_bytes: 64 << 20,

@@ -46,7 +46,6 @@ mod event_routes;
 mod evidence_routes;
 pub mod ids;
 pub mod prepare;
-pub mod ratelimit;
 mod routes;
 
 pub use committer::CommitStats;
@@ -55,10 +54,10 @@ pub use error::ApiError;
 
 use axum::Router;
 use censorwatch_evidence::Ledger;
+use censorwatch_ratelimit::RateLimiter;
 use censorwatch_store::Store;
 use censorwatch_verdict::Analyzer;
 use committer::Committer;
-use ratelimit::RateLimiter;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

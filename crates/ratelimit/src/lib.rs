@@ -1,9 +1,12 @@
-//! Per-client rate limiting: a token bucket per peer IP (see
-//! [`RateLimit`](crate::RateLimit)). A request that finds its bucket empty gets 429 with
-//! `Retry-After`. Full buckets are forgotten when the table grows large, so memory stays bounded
-//! by the number of *active* clients.
+//! Per-client rate limiting, one token bucket per client IP, for both servers that face the
+//! public: the collector (`censorwatch-server`) and the control (`censorwatch-control`). A request
+//! that finds its bucket empty is refused with the time until its next token (the servers answer
+//! 429 with `Retry-After`). Full buckets are forgotten when the table grows large, so memory stays
+//! bounded by the number of *active* clients. Pure: the caller passes the time.
+//!
+//! (Hand-rolled rather than the `governor` crate: it is forty lines and has no clock of its own,
+//! so tests pass the time.)
 
-use crate::config::RateLimit;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -11,6 +14,16 @@ use std::time::{Duration, Instant};
 
 /// Entries kept before idle (full) buckets are pruned.
 const PRUNE_AT: usize = 65_536;
+
+/// `per_second` tokens are added to a client's bucket each second, up to `burst`; each request
+/// takes one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second allowed per client.
+    pub per_second: f64,
+    /// Requests allowed at once (the bucket's size).
+    pub burst: f64,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
