@@ -41,7 +41,19 @@ pub async fn serve_dns(
     stats: DnsStats,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let started = Instant::now();
+    serve_dns_since(socket, config, stats, Instant::now(), shutdown).await
+}
+
+/// [`serve_dns`] with rule schedules counted from `epoch` instead of the call, so that several
+/// servers (the DNS censor and the DPI proxy of one emulated ISP, say) cycle in step.
+pub async fn serve_dns_since(
+    socket: UdpSocket,
+    config: DnsCensorConfig,
+    stats: DnsStats,
+    epoch: Instant,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let started = epoch;
     let socket = Arc::new(socket);
     let mut relays = JoinSet::new();
     let mut buf = vec![0u8; 65_536];

@@ -73,7 +73,19 @@ pub async fn serve_dpi(
     stats: DpiStats,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let started = Instant::now();
+    serve_dpi_since(listener, config, stats, Instant::now(), shutdown).await
+}
+
+/// [`serve_dpi`] with rule schedules counted from `epoch` instead of the call, so that several
+/// servers (the DPI proxy and the DNS censor of one emulated ISP, say) cycle in step.
+pub async fn serve_dpi_since(
+    listener: TcpListener,
+    config: DpiConfig,
+    stats: DpiStats,
+    epoch: Instant,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let started = epoch;
     let config = Arc::new(config);
     let mut flows = JoinSet::new();
     tokio::pin!(shutdown);

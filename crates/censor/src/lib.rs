@@ -19,8 +19,11 @@ pub mod sniff;
 mod stats;
 pub mod throttle;
 
-pub use dns::{DnsCensorConfig, FORGED_TTL, UPSTREAM_TIMEOUT, serve_dns};
-pub use dpi::{DpiConfig, MAX_SNIFF_BYTES, UPSTREAM_CONNECT_TIMEOUT, blockpage_response, serve_dpi};
+pub use dns::{DnsCensorConfig, FORGED_TTL, UPSTREAM_TIMEOUT, serve_dns, serve_dns_since};
+pub use dpi::{DpiConfig, MAX_SNIFF_BYTES, UPSTREAM_CONNECT_TIMEOUT, blockpage_response, serve_dpi, serve_dpi_since};
 pub use original_dst::original_destination;
-pub use rules::{Action, DnsAction, DnsRule, FlowNames, FlowRule, Layer, NameMatch, Schedule, match_flow, match_query};
+pub use rules::{
+    Action, DnsAction, DnsRule, FlowNames, FlowRule, Layer, NameMatch, PK_MOBILINK_BLOCKPAGE_PREFIX, Schedule,
+    match_flow, match_query,
+};
 pub use stats::{CensorStats, DnsStats, DpiStats, StatsSnapshot};

@@ -49,6 +49,21 @@ impl NameMatch {
     }
 }
 
+/// `text` safe inside a double-quoted HTML attribute.
+fn html_attribute(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Lowercase (ASCII) and without one trailing dot.
 fn normalize(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
@@ -124,7 +139,30 @@ pub enum Action {
     },
 }
 
+/// Where Pakistan's Mobilink/Jazz transparent proxy framed its blockpage from: OONI blocking
+/// fingerprint `ooni.pk_1` (also `cl.isp_pk_mobillink_block_forward`), ooni/blocking-fingerprints
+/// `fingerprints_http.csv`, which matches bodies containing this prefix.
+pub const PK_MOBILINK_BLOCKPAGE_PREFIX: &str = "http://119.73.65.87:8080/redirect.html?accessurl=";
+
 impl Action {
+    /// A `200 OK` page whose whole window is an iframe of `src`: the shape of the blockpages
+    /// transparent proxies inject (the page itself is ours; only the shape is borrowed).
+    pub fn iframe_blockpage(src: &str) -> Action {
+        let src = html_attribute(src);
+        let body = format!(
+            "<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\"></head>\
+             <body style=\"margin:0\"><iframe src=\"{src}\" style=\"width: 100%; height: 100%\" \
+             scrolling=\"no\" frameborder=\"0\"></iframe></body></html>"
+        );
+        Action::Blockpage { status: 200, body }
+    }
+
+    /// The iframe blockpage of Pakistan's Mobilink/Jazz for `blocked_url`, framing
+    /// [`PK_MOBILINK_BLOCKPAGE_PREFIX`]`<blocked_url>` so OONI's fingerprint `ooni.pk_1` matches it.
+    pub fn pk_mobilink_blockpage(blocked_url: &str) -> Action {
+        Action::iframe_blockpage(&format!("{PK_MOBILINK_BLOCKPAGE_PREFIX}{blocked_url}"))
+    }
+
     /// A short stable label for logs and statistics: `forward`, `reset`, `close`, `blackhole`,
     /// `blockpage`, `throttle`.
     pub fn label(&self) -> &'static str {
@@ -366,6 +404,22 @@ mod tests {
         assert!(match_flow(&rules, &FlowNames::default(), Duration::ZERO).is_none());
         let any = [FlowRule::always(NameMatch::Any, Layer::Either, Action::Close)];
         assert!(match_flow(&any, &FlowNames::default(), Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn the_pk_blockpage_carries_ooni_fingerprint_pk_1() {
+        let Action::Blockpage { status, body } = Action::pk_mobilink_blockpage("http://x.com/?a=1&b=\"2\"") else {
+            panic!("not a blockpage");
+        };
+        assert_eq!(status, 200);
+        // The fingerprint is a `contains` match on the body.
+        assert!(
+            body.contains("http://119.73.65.87:8080/redirect.html?accessurl="),
+            "{body}"
+        );
+        assert!(body.contains(
+            "<iframe src=\"http://119.73.65.87:8080/redirect.html?accessurl=http://x.com/?a=1&amp;b=&quot;2&quot;\""
+        ));
     }
 
     #[test]

@@ -318,6 +318,49 @@ async fn a_silent_or_unrecognized_client_is_forwarded_after_the_sniff_timeout() 
 }
 
 #[tokio::test]
+async fn a_first_flight_past_the_size_limit_is_decided_without_waiting_for_the_timeout() {
+    let upstream = echo_upstream().await;
+    let proxy = Proxy::start_with(DpiConfig {
+        rules: vec![rule("x.com", Layer::Either, Action::Reset)],
+        fallback_upstream: Some(upstream),
+        sniff_timeout: Duration::from_secs(30),
+    })
+    .await;
+    // Request headers that never end: one 20 KiB header line.
+    let mut first = b"GET / HTTP/1.1\r\nHost: x.com\r\nX-Pad: ".to_vec();
+    first.extend(std::iter::repeat_n(b'a', 20 * 1024));
+    let started = Instant::now();
+    assert_eq!(
+        send_and_observe(proxy.addr, &first, Duration::from_secs(3)).await,
+        Seen::Data(first)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "decided at the size limit, not the 30 s timeout"
+    );
+    let stats = proxy.stats.snapshot();
+    assert_eq!((stats.flows_other, stats.forwarded), (1, 1));
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn the_pakistani_iframe_blockpage_is_injected_for_http() {
+    let upstream = echo_upstream().await;
+    let action = Action::pk_mobilink_blockpage("http://x.com/");
+    let proxy = Proxy::start(vec![rule("x.com", Layer::Host, action)], Some(upstream)).await;
+    let Seen::Data(page) = send_and_observe(proxy.addr, &http_get("x.com"), Duration::from_secs(3)).await else {
+        panic!("expected a blockpage");
+    };
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(
+        page.contains("<iframe src=\"http://119.73.65.87:8080/redirect.html?accessurl=http://x.com/\""),
+        "{page}"
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
 async fn any_rule_catches_nameless_flows_and_no_destination_closes() {
     let upstream = echo_upstream().await;
     let proxy = Proxy::start(
