@@ -14,6 +14,7 @@
 //! plain-Rust reference model ([`matches()`], [`newest_first`]) of the semantics documented in
 //! [`crate::query`].
 
+use crate::aggregate::{AggregateAxis, AggregateQuery};
 use crate::detection::{DetectionKind, DetectionQuery, StoredDetection};
 use crate::query::{Cursor, MAX_LIMIT};
 use crate::{InsertReport, MeasurementQuery, Record, Store};
@@ -51,6 +52,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         "detections_are_stored_replaced_and_queried",
         detections_are_stored_replaced_and_queried,
     ),
+    ("aggregations_match_the_reference", aggregations_match_the_reference),
 ];
 
 /// Runs every check, each on a new store from `make`. Panics naming the first check that fails.
@@ -84,6 +86,7 @@ macro_rules! conformance_tests {
             leaf_indexes_are_kept,
             observations_come_in_time_order_with_domains,
             detections_are_stored_replaced_and_queried,
+            aggregations_match_the_reference,
         );
     };
     (@each $make:expr; $($check:ident,)*) => {
@@ -1293,4 +1296,186 @@ pub fn detections_are_stored_replaced_and_queried(store: &dyn Store) {
     store.replace_detections(&[Event, Outage], &[]).unwrap();
     check(&[]);
     assert!(store.detection_ids(Outage).unwrap().is_empty());
+}
+
+/// Aggregation: on an empty store, then over [`filter_dataset`] (plus records without a domain
+/// or method and duplicates), every axis alone, pairs, every filter and several bin widths give
+/// exactly what [`crate::aggregate::reference`] computes, in its order; bad queries are
+/// `BadQuery`.
+pub fn aggregations_match_the_reference(store: &dyn Store) {
+    use AggregateAxis::*;
+    let zero = store
+        .aggregate(&AggregateQuery::default())
+        .expect("aggregate an empty store");
+    assert_eq!(zero.len(), 1, "no axis: one row, even over nothing");
+    assert_eq!(zero[0].measurements, 0);
+    let none = AggregateQuery {
+        axes: vec![Time, Asn],
+        ..Default::default()
+    };
+    assert!(store.aggregate(&none).unwrap().is_empty());
+
+    let mut data = filter_dataset();
+    // Same-second bins across a day boundary and an empty-string domain.
+    for (i, r) in data.iter_mut().enumerate().filter(|(i, _)| i % 17 == 0) {
+        r.meta.start_time = 1_710_028_800 - 1 + (i as i64 % 3);
+        if i % 34 == 0 {
+            r.meta.domain = Some(String::new());
+        }
+    }
+    insert(store, &data);
+    insert(store, &data[..30]);
+    let t = |k: i64| 1_710_000_000 + k * 3600;
+    let s = |v: &str| Some(v.to_owned());
+    let q = |axes: Vec<AggregateAxis>| AggregateQuery {
+        axes,
+        ..Default::default()
+    };
+    let cases: Vec<(&str, AggregateQuery)> = vec![
+        ("total", q(vec![])),
+        ("time", q(vec![Time])),
+        ("asn", q(vec![Asn])),
+        ("method", q(vec![Method])),
+        ("domain", q(vec![Domain])),
+        ("cc", q(vec![Cc])),
+        ("status", q(vec![Status])),
+        ("time x asn", q(vec![Time, Asn])),
+        ("asn x time", q(vec![Asn, Time])),
+        ("domain x status", q(vec![Domain, Status])),
+        ("method x cc", q(vec![Method, Cc])),
+        (
+            "5-minute bins",
+            AggregateQuery {
+                bin_seconds: 300,
+                ..q(vec![Time, Method])
+            },
+        ),
+        (
+            "daily bins",
+            AggregateQuery {
+                bin_seconds: 86_400,
+                ..q(vec![Time, Cc])
+            },
+        ),
+        (
+            "two-hour bins",
+            AggregateQuery {
+                bin_seconds: 7200,
+                ..q(vec![Time])
+            },
+        ),
+        (
+            "one country, time x asn",
+            AggregateQuery {
+                probe_cc: s("PK"),
+                ..q(vec![Time, Asn])
+            },
+        ),
+        (
+            "one country, a platform's domains, a window, time x asn",
+            AggregateQuery {
+                probe_cc: s("PK"),
+                domains: vec!["a.com".into(), "c.net".into()],
+                since: Some(t(2)),
+                until: Some(t(9)),
+                ..q(vec![Time, Asn])
+            },
+        ),
+        (
+            "one domain by status",
+            AggregateQuery {
+                domains: vec!["b.org".into()],
+                ..q(vec![Status])
+            },
+        ),
+        (
+            "an empty domain is a domain",
+            AggregateQuery {
+                domains: vec![String::new()],
+                ..q(vec![Domain])
+            },
+        ),
+        (
+            "one network by method",
+            AggregateQuery {
+                probe_asn: Some(200),
+                ..q(vec![Method])
+            },
+        ),
+        (
+            "AS0 counts",
+            AggregateQuery {
+                probe_asn: Some(0),
+                ..q(vec![Cc])
+            },
+        ),
+        (
+            "since only",
+            AggregateQuery {
+                since: Some(t(6)),
+                ..q(vec![Time])
+            },
+        ),
+        (
+            "until only",
+            AggregateQuery {
+                until: Some(t(6)),
+                ..q(vec![Asn, Status])
+            },
+        ),
+        (
+            "a metacharacter domain matches nothing",
+            AggregateQuery {
+                domains: vec!["x' OR '1'='1".into()],
+                ..q(vec![])
+            },
+        ),
+        (
+            "nothing matches",
+            AggregateQuery {
+                probe_cc: s("ZZ"),
+                ..q(vec![Time])
+            },
+        ),
+    ];
+    for (name, query) in &cases {
+        let want = crate::aggregate::reference(&data, query).unwrap();
+        let got = store
+            .aggregate(query)
+            .unwrap_or_else(|e| panic!("aggregate `{name}` ({query:?}): {e}"));
+        assert_eq!(got, want, "aggregate `{name}`");
+        let total: u64 = got.iter().map(|r| r.measurements).sum();
+        let parts: u64 = got.iter().map(|r| r.ok + r.blocked + r.down + r.inconclusive).sum();
+        assert_eq!(total, parts, "`{name}`: the statuses add up");
+    }
+    // Guards against vacuous cases: the interesting ones found something.
+    for name in [
+        "one country, a platform's domains, a window, time x asn",
+        "an empty domain is a domain",
+        "AS0 counts",
+    ] {
+        let (_, query) = cases.iter().find(|(n, _)| *n == name).unwrap();
+        let rows = crate::aggregate::reference(&data, query).unwrap();
+        assert!(rows.iter().any(|r| r.measurements > 0), "`{name}` is vacuous");
+    }
+    let everything: u64 = store.aggregate(&q(vec![])).unwrap()[0].measurements;
+    assert_eq!(everything, data.len() as u64, "duplicates are counted once");
+    for bad in [
+        q(vec![Time, Asn, Method]),
+        q(vec![Cc, Cc]),
+        AggregateQuery {
+            bin_seconds: 60,
+            ..q(vec![Time])
+        },
+        AggregateQuery {
+            since: Some(t(3)),
+            until: Some(t(2)),
+            ..q(vec![])
+        },
+    ] {
+        match store.aggregate(&bad) {
+            Err(crate::StoreError::BadQuery(_)) => {}
+            other => panic!("{bad:?} must be a BadQuery, got {other:?}"),
+        }
+    }
 }

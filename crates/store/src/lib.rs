@@ -11,6 +11,7 @@
 //! With the `conformance` feature, `conformance` is the backend-agnostic test suite every
 //! backend's tests run.
 
+pub mod aggregate;
 pub mod clickhouse;
 pub mod compress;
 #[cfg(feature = "conformance")]
@@ -21,6 +22,7 @@ pub mod record;
 pub mod spool;
 pub mod sqlite;
 
+pub use aggregate::{AggregateAxis, AggregateQuery, AggregateRow};
 pub use clickhouse::ClickHouseStore;
 pub use detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 pub use query::{MeasurementQuery, Page};
@@ -147,6 +149,13 @@ pub trait Store: Send + Sync {
     /// The highest leaf index recorded (`None` when none is).
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         Err(no_leaf_indexes())
+    }
+
+    /// Counts of the measurements matching `query` by status, grouped along its axes, sorted
+    /// by them (see [`aggregate`] for the semantics). The default says the store cannot.
+    fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>, StoreError> {
+        let _ = query;
+        Err(StoreError::BadQuery("this store cannot aggregate measurements".into()))
     }
 
     // Detection (see [`detection`]): what the detector reads, and the events and outages it

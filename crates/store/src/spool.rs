@@ -361,6 +361,12 @@ impl<S: Store> Store for SpoolingStore<S> {
         self.inner.max_leaf_index()
     }
 
+    // Spooled batches are not in the inner store yet: aggregates and the detector see them once
+    // drained.
+    fn aggregate(&self, query: &crate::AggregateQuery) -> Result<Vec<crate::AggregateRow>, StoreError> {
+        self.inner.aggregate(query)
+    }
+
     // Spooled batches are not in the inner store yet: the detector sees them once drained.
     fn observations(
         &self,

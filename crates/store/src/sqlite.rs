@@ -17,15 +17,17 @@
 //! This is deliberately simple; a pool of readers can replace the single reader later without
 //! changing the API.
 
+use crate::aggregate::{AggregateAxis, AggregateQuery, AggregateRow, MAX_AXES, bin_start};
 use crate::compress;
 use crate::detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 use crate::query::Cursor;
 use crate::record::RecordMeta;
 use crate::{InsertReport, MeasurementQuery, Page, Record, Store, StoreError};
 use censorwatch_model::Verdict;
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -39,6 +41,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/v2_leaf_index.sql"),
     // v3: detected events and outages.
     include_str!("sqlite/v3_detections.sql"),
+    // v4: a covering index for aggregation.
+    include_str!("sqlite/v4_aggregate_index.sql"),
 ];
 
 /// Ids per `IN (…)` list (SQLite's bound-parameter limit is 32 766 since 3.32).
@@ -440,6 +444,117 @@ impl Store for SqliteStore {
         Ok(max.and_then(|i| u64::try_from(i).ok()))
     }
 
+    fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>, StoreError> {
+        query.validate()?;
+        let (sql, values) = aggregate_sql(query);
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+        let corrupt = |message: String| StoreError::Corrupt {
+            id: "(aggregate)".into(),
+            message,
+        };
+        // Text axis values are interned per axis: a group key is two integers (NULL = -1).
+        let mut interned: [Vec<String>; MAX_AXES] = Default::default();
+        let mut intern_ids: [HashMap<Box<[u8]>, i64>; MAX_AXES] = Default::default();
+        let mut groups: HashMap<[i64; MAX_AXES], [u64; 4]> = HashMap::new();
+        let n = query.axes.len();
+        while let Some(row) = rows.next()? {
+            let mut key = [0i64; MAX_AXES];
+            for (i, axis) in query.axes.iter().enumerate() {
+                key[i] = match axis {
+                    AggregateAxis::Time => bin_start(row.get(i)?, query.bin_seconds),
+                    AggregateAxis::Asn => row.get(i)?,
+                    _ => match row.get_ref(i)? {
+                        ValueRef::Null => -1,
+                        ValueRef::Text(text) => match intern_ids[i].get(text) {
+                            Some(id) => *id,
+                            None => {
+                                let value = std::str::from_utf8(text)
+                                    .map_err(|_| corrupt(format!("a stored {} is not UTF-8", axis.as_str())))?;
+                                let id = interned[i].len() as i64;
+                                interned[i].push(value.to_owned());
+                                intern_ids[i].insert(text.into(), id);
+                                id
+                            }
+                        },
+                        other => return Err(corrupt(format!("a stored {} is a {other:?}", axis.as_str()))),
+                    },
+                };
+            }
+            let status = match row.get_ref(n)?.as_bytes().map_err(rusqlite::Error::from)? {
+                b"ok" => 0,
+                b"blocked" => 1,
+                b"down" => 2,
+                b"inconclusive" => 3,
+                other => {
+                    return Err(corrupt(format!(
+                        "the status {:?} is not one censorwatch writes",
+                        String::from_utf8_lossy(other)
+                    )));
+                }
+            };
+            groups.entry(key).or_default()[status] += 1;
+        }
+        // Interned ids → their rank in byte order, so that sorting the integer keys sorts the
+        // rows as `sort_rows` would (NULL, -1, first), without comparing strings per row.
+        let mut ranks: [Vec<i64>; MAX_AXES] = Default::default();
+        for i in 0..n {
+            let mut order: Vec<usize> = (0..interned[i].len()).collect();
+            order.sort_by(|a, b| interned[i][*a].as_bytes().cmp(interned[i][*b].as_bytes()));
+            ranks[i] = vec![0; order.len()];
+            for (rank, id) in order.into_iter().enumerate() {
+                ranks[i][id] = rank as i64;
+            }
+        }
+        let text_axis = |a: &AggregateAxis| !matches!(a, AggregateAxis::Time | AggregateAxis::Asn);
+        let mut sorted: Vec<([i64; MAX_AXES], [i64; MAX_AXES], [u64; 4])> = groups
+            .into_iter()
+            .map(|(key, counts)| {
+                let mut order = key;
+                for (i, axis) in query.axes.iter().enumerate() {
+                    if text_axis(axis) && key[i] >= 0 {
+                        order[i] = ranks[i][key[i] as usize];
+                    }
+                }
+                (order, key, counts)
+            })
+            .collect();
+        sorted.sort_unstable_by_key(|(order, _, _)| *order);
+        let mut out = Vec::with_capacity(sorted.len());
+        for (_, key, [ok, blocked, down, inconclusive]) in sorted {
+            let mut r = AggregateRow {
+                measurements: ok + blocked + down + inconclusive,
+                ok,
+                blocked,
+                down,
+                inconclusive,
+                ..AggregateRow::default()
+            };
+            for (i, axis) in query.axes.iter().enumerate() {
+                let text = || usize::try_from(key[i]).ok().map(|k| interned[i][k].clone());
+                match axis {
+                    AggregateAxis::Time => r.time = Some(key[i]),
+                    AggregateAxis::Asn => {
+                        r.probe_asn = Some(
+                            u32::try_from(key[i])
+                                .map_err(|_| corrupt(format!("probe_asn {} is out of range", key[i])))?,
+                        )
+                    }
+                    AggregateAxis::Method => r.method = text(),
+                    AggregateAxis::Domain => r.domain = text(),
+                    AggregateAxis::Cc => r.probe_cc = text(),
+                    AggregateAxis::Status => r.status = text(),
+                }
+            }
+            out.push(r);
+        }
+        if out.is_empty() && n == 0 {
+            out.push(AggregateRow::default());
+        }
+        Ok(out)
+    }
+
     fn observations(
         &self,
         since: Option<i64>,
@@ -578,6 +693,57 @@ impl Store for SqliteStore {
     }
 }
 
+/// The SQL and bound values of an aggregation (validated by the caller): the rows matching
+/// the filters, one column per axis, then the status. Only fixed fragments are spliced in; every
+/// value is bound. Every column it touches is in the `measurements_aggregate` index (schema
+/// v4), so it reads only that.
+///
+/// The grouping is done by the caller, in Rust, as the rows stream out, rather than by SQL's
+/// `GROUP BY`: SQLite groups by sorting every matching row in a temporary B-tree, which measured
+/// about 1.2 µs per row (100 ms of a 120 ms query over 84 000 rows of the 1M-row benchmark,
+/// `cargo bench -p censorwatch-store --bench sqlite_aggregate`), where a hash map costs a few
+/// percent of that. ClickHouse groups in SQL.
+fn aggregate_sql(query: &AggregateQuery) -> (String, Vec<Value>) {
+    let mut columns: Vec<&str> = query
+        .axes
+        .iter()
+        .map(|axis| match axis {
+            AggregateAxis::Time => "start_time",
+            AggregateAxis::Asn => "probe_asn",
+            AggregateAxis::Method => "method",
+            AggregateAxis::Domain => "domain",
+            AggregateAxis::Cc => "probe_cc",
+            AggregateAxis::Status => "status",
+        })
+        .collect();
+    columns.push("status");
+    let mut sql = format!("SELECT {} FROM measurements WHERE 1", columns.join(", "));
+    let mut values = Vec::new();
+    if let Some(cc) = &query.probe_cc {
+        sql.push_str(" AND probe_cc = ?");
+        values.push(Value::Text(cc.clone()));
+    }
+    if !query.domains.is_empty() {
+        sql.push_str(" AND domain IN (");
+        sql.push_str(&vec!["?"; query.domains.len()].join(", "));
+        sql.push(')');
+        values.extend(query.domains.iter().map(|d| Value::Text(d.clone())));
+    }
+    if let Some(asn) = query.probe_asn {
+        sql.push_str(" AND probe_asn = ?");
+        values.push(Value::Integer(asn.into()));
+    }
+    if let Some(since) = query.since {
+        sql.push_str(" AND start_time >= ?");
+        values.push(Value::Integer(since));
+    }
+    if let Some(until) = query.until {
+        sql.push_str(" AND start_time < ?");
+        values.push(Value::Integer(until));
+    }
+    (sql, values)
+}
+
 /// The columns a [`StoredDetection`] is read from (see [`read_detection`]).
 const DETECTION_COLUMNS: &str = "kind, id, cc, domain, platform, start_time, end_time, updated, body";
 
@@ -638,5 +804,61 @@ mod tests {
         assert!(p.contains("measurements_time_id") && !p.contains("TEMP B-TREE"), "{p}");
         let p = plan("SELECT id FROM measurements WHERE probe_cc = 'IR' AND domain = 'x.com' AND probe_asn = 1");
         assert!(p.contains("measurements_cc_domain_asn_time"), "{p}");
+        // The typical aggregation (one country, a platform's domains, a window, time × network)
+        // reads only the covering index.
+        let (sql, values) = aggregate_sql(&AggregateQuery {
+            probe_cc: Some("PK".into()),
+            domains: vec!["x.com".into(), "twitter.com".into()],
+            since: Some(1),
+            until: Some(2),
+            axes: vec![AggregateAxis::Time, AggregateAxis::Asn],
+            ..Default::default()
+        });
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| r.get::<_, String>(3))
+            .unwrap();
+        let p = rows.map(Result::unwrap).collect::<Vec<_>>().join("; ");
+        assert!(p.contains("COVERING INDEX measurements_aggregate"), "{p}");
+    }
+
+    #[test]
+    fn a_version_3_database_migrates_to_the_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &MIGRATIONS[..3] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute(
+                "INSERT INTO measurements (id, start_time, probe_cc, probe_asn, probe_network_name, test_name, \
+                 status, confidence, verdict_json, raw_zstd, raw_len) \
+                 VALUES ('old', 7200, 'PK', 1, '', 'web_connectivity', 'blocked', 1.0, '{}', x'', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let v: u32 = lock(&store.reader)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let rows = store
+            .aggregate(&AggregateQuery {
+                axes: vec![AggregateAxis::Time],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![AggregateRow {
+                time: Some(7200),
+                measurements: 1,
+                blocked: 1,
+                ..Default::default()
+            }]
+        );
     }
 }

@@ -58,6 +58,12 @@ impl Store for TempSqlite {
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         self.store.max_leaf_index()
     }
+    fn aggregate(
+        &self,
+        query: &censorwatch_store::AggregateQuery,
+    ) -> Result<Vec<censorwatch_store::AggregateRow>, StoreError> {
+        self.store.aggregate(query)
+    }
     fn observations(
         &self,
         since: Option<i64>,
