@@ -331,7 +331,7 @@ async fn a_first_flight_past_the_size_limit_is_decided_without_waiting_for_the_t
     first.extend(std::iter::repeat_n(b'a', 20 * 1024));
     let started = Instant::now();
     assert_eq!(
-        send_and_observe(proxy.addr, &first, Duration::from_secs(3)).await,
+        send_and_observe(proxy.addr, &first, Duration::from_secs(1)).await,
         Seen::Data(first)
     );
     assert!(
@@ -456,6 +456,7 @@ async fn throttled_download_measures_the_configured_rate() {
     let elapsed = started.elapsed();
     assert!(body == pseudo_random(SIZE, 7), "throttled bytes differ");
     let measured = SIZE as f64 * 8.0 / elapsed.as_secs_f64();
+    eprintln!("throttled download: {measured:.0} bit/s over {elapsed:?} (configured {RATE})");
     assert!(
         (0.75..=1.25).contains(&(measured / RATE as f64)),
         "measured {measured:.0} bit/s over {elapsed:?}, configured {RATE}"
@@ -495,6 +496,7 @@ async fn throttled_upload_measures_the_configured_rate() {
     assert!(echoed == sent, "throttled bytes differ");
     // Both directions are limited and pipelined, so the whole echo takes ~ one transfer time.
     let measured = sent.len() as f64 * 8.0 / elapsed.as_secs_f64();
+    eprintln!("throttled upload+echo: {measured:.0} bit/s over {elapsed:?} (configured {RATE})");
     assert!(
         (0.75..=1.25).contains(&(measured / RATE as f64)),
         "measured {measured:.0} bit/s over {elapsed:?}, configured {RATE}"
