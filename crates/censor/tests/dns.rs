@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use censorwatch_censor::{DnsAction, DnsCensorConfig, DnsRule, DnsStats, NameMatch, serve_dns};
+use censorwatch_censor::{DnsAction, DnsCensorConfig, DnsRule, DnsStats, NameMatch, Schedule, serve_dns_since};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -81,12 +81,16 @@ struct Censor {
 
 impl Censor {
     async fn start(rules: Vec<DnsRule>, upstream: SocketAddr) -> Censor {
+        Self::start_at(rules, upstream, Instant::now()).await
+    }
+
+    async fn start_at(rules: Vec<DnsRule>, upstream: SocketAddr, epoch: Instant) -> Censor {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
         let stats = DnsStats::default();
         let (stop, stopped) = oneshot::channel::<()>();
         let config = DnsCensorConfig { upstream, rules };
-        let task = tokio::spawn(serve_dns(socket, config, stats.clone(), async {
+        let task = tokio::spawn(serve_dns_since(socket, config, stats.clone(), epoch, async {
             let _ = stopped.await;
         }));
         Censor {
@@ -315,4 +319,43 @@ async fn shutdown_ends_pending_relays() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     censor.stop().await; // within 2 s, though the relay would wait 5 s for upstream
+}
+
+#[tokio::test]
+async fn cycles_switch_a_dns_rule_on_and_off() {
+    let up = upstream(Duration::ZERO, false).await;
+    let (on, off) = (Duration::from_millis(500), Duration::from_millis(500));
+    let epoch = Instant::now();
+    let rule =
+        DnsRule::always(NameMatch::exact("x.com"), DnsAction::NxDomain).with_schedule(Schedule::Cycles { on, off });
+    let censor = Censor::start_at(vec![rule], up.addr, epoch).await;
+    let phase = |t: Duration| (t.as_millis() % (on + off).as_millis()) < on.as_millis();
+    let (mut blocked, mut open) = (0, 0);
+    while epoch.elapsed() < Duration::from_millis(2200) {
+        let before = epoch.elapsed();
+        let answers = ask(censor.addr, "x.com", RecordType::A, Duration::from_millis(150)).await;
+        // The answer arrived well inside the window; judge only samples whose whole exchange
+        // (before .. before + 150 ms) sits in one phase.
+        if phase(before) != phase(before + Duration::from_millis(150)) {
+            continue;
+        }
+        assert_eq!(answers.len(), 1, "one answer at {before:?}");
+        let (code, ips) = addresses(&answers[0]);
+        if phase(before) {
+            assert_eq!(code, ResponseCode::NXDomain, "at {before:?} the rule is on");
+            blocked += 1;
+        } else {
+            assert_eq!(
+                (code, ips),
+                (ResponseCode::NoError, vec![ip(REAL_V4)]),
+                "at {before:?} the rule is off"
+            );
+            open += 1;
+        }
+    }
+    assert!(
+        blocked >= 3 && open >= 3,
+        "too few decisive samples: {blocked} on, {open} off"
+    );
+    censor.stop().await;
 }

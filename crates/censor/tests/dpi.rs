@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use censorwatch_censor::sniff::build::{client_hello, client_hello_message, in_records};
-use censorwatch_censor::{Action, DpiConfig, DpiStats, FlowRule, Layer, NameMatch, Schedule, serve_dpi};
+use censorwatch_censor::{Action, DpiConfig, DpiStats, FlowRule, Layer, NameMatch, Schedule, serve_dpi_since};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -33,11 +33,16 @@ impl Proxy {
     }
 
     async fn start_with(config: DpiConfig) -> Proxy {
+        Self::start_since(config, Instant::now()).await
+    }
+
+    /// With rule schedules counted from `epoch`.
+    async fn start_since(config: DpiConfig, epoch: Instant) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stats = DpiStats::default();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_dpi(listener, config, stats.clone(), async {
+        let task = tokio::spawn(serve_dpi_since(listener, config, stats.clone(), epoch, async {
             let _ = stopped.await;
         }));
         Proxy {
@@ -400,23 +405,24 @@ async fn an_unreachable_upstream_resets_the_client() {
 async fn cycles_switch_the_rule_on_and_off() {
     let upstream = echo_upstream().await;
     let (on, off) = (Duration::from_millis(700), Duration::from_millis(700));
-    let t0 = Instant::now();
-    let proxy = Proxy::start(
-        vec![rule("x.com", Layer::Sni, Action::Reset).with_schedule(Schedule::Cycles { on, off })],
-        Some(upstream),
-    )
-    .await;
+    let epoch = Instant::now();
+    let rules = vec![rule("x.com", Layer::Sni, Action::Reset).with_schedule(Schedule::Cycles { on, off })];
+    let config = DpiConfig {
+        rules,
+        fallback_upstream: Some(upstream),
+        sniff_timeout: Duration::from_secs(2),
+    };
+    let proxy = Proxy::start_since(config, epoch).await;
     let hello = client_hello(Some("x.com"));
     let phase = |t: Duration| (t.as_millis() % (on + off).as_millis()) < on.as_millis();
-    let margin = Duration::from_millis(60);
     let (mut blocked, mut open) = (0, 0);
-    while t0.elapsed() < Duration::from_millis(3200) {
-        let before = t0.elapsed();
+    while epoch.elapsed() < Duration::from_millis(3200) {
+        let before = epoch.elapsed();
         let seen = send_and_observe(proxy.addr, &hello, Duration::from_millis(300)).await;
-        let after = t0.elapsed();
-        // The proxy decides somewhere between `before` and `after` (its clock starts just after
-        // t0); judge only samples that cannot straddle a switch.
-        if phase(before.saturating_sub(margin)) != phase(after) || phase(before) != phase(after) {
+        let after = epoch.elapsed();
+        // The proxy decides between `before` and `after` on the same clock: judge only samples
+        // that cannot straddle a switch.
+        if phase(before) != phase(after) || after - before >= off.min(on) {
             continue;
         }
         if phase(before) {
