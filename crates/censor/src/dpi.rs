@@ -177,9 +177,15 @@ async fn handle_flow(mut client: TcpStream, peer: SocketAddr, config: &DpiConfig
                 Action::Throttle { bits_per_second } => Some(*bits_per_second),
                 _ => None,
             };
-            if let Err(error) = relay(client, destination, &flight, rate).await {
-                stats.count(|c| &c.upstream_failures);
-                debug!(%peer, %destination, %error, "dpi: relay ended with an error");
+            match relay(client, destination, &flight, rate).await {
+                Ok(()) => {}
+                Err(RelayError::Connect(error)) => {
+                    stats.count(|c| &c.upstream_failures);
+                    warn!(%peer, %destination, %error, "dpi: upstream connection failed; client reset");
+                }
+                Err(RelayError::Transfer(error)) => {
+                    debug!(%peer, %destination, %error, "dpi: relay ended with an error")
+                }
             }
         }
         Action::Reset => {
@@ -244,29 +250,45 @@ async fn read_first_flight(client: &mut TcpStream, timeout: Duration) -> std::io
     }
 }
 
+/// How a relay failed: reaching upstream, or later, moving bytes.
+enum RelayError {
+    Connect(std::io::Error),
+    Transfer(std::io::Error),
+}
+
 /// Connects to `destination`, replays the first flight and splices both ways (half-closes
 /// passed on), throttled to `rate` bits per second each way when given. A failed upstream
 /// connection resets the client, as a refusing server would.
 async fn relay(
-    mut client: TcpStream,
+    client: TcpStream,
     destination: SocketAddr,
     flight: &FirstFlight,
     rate: Option<u64>,
-) -> std::io::Result<()> {
-    let mut upstream = match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
+) -> Result<(), RelayError> {
+    let upstream = match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
         Ok(Ok(upstream)) => upstream,
         Ok(Err(error)) => {
             reset(client);
-            return Err(error);
+            return Err(RelayError::Connect(error));
         }
         Err(_elapsed) => {
             reset(client);
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "upstream connect timed out",
-            ));
+            let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "upstream connect timed out");
+            return Err(RelayError::Connect(error));
         }
     };
+    splice(client, upstream, flight, rate)
+        .await
+        .map_err(RelayError::Transfer)
+}
+
+/// Replays the first flight to `upstream`, then copies both ways until both sides have closed.
+async fn splice(
+    mut client: TcpStream,
+    mut upstream: TcpStream,
+    flight: &FirstFlight,
+    rate: Option<u64>,
+) -> std::io::Result<()> {
     let _ = upstream.set_nodelay(true);
     let _ = client.set_nodelay(true);
     match rate {
