@@ -183,3 +183,54 @@ async fn relay(
     socket.send_to(&buf[..answer], client).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+    use proptest::prelude::*;
+
+    fn query(name: &str, qtype: RecordType) -> Vec<u8> {
+        let mut message = Message::new();
+        message
+            .set_id(0x1234)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query)
+            .add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        message.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_spoofed_answer_keeps_only_the_question_family() {
+        let packet = query("x.com.", RecordType::AAAA);
+        let (request, question) = parse_query(&packet).unwrap();
+        let forged = [IpAddr::from([10, 0, 0, 1]), "fd00::1".parse().unwrap()];
+        let answer =
+            Message::from_vec(&response(&request, &question, ResponseCode::NoError, &forged).unwrap()).unwrap();
+        assert_eq!(answer.id(), 0x1234);
+        assert_eq!(answer.queries(), request.queries());
+        let data: Vec<_> = answer.answers().iter().map(|r| r.data().clone()).collect();
+        assert_eq!(data, vec![RData::AAAA(AAAA("fd00::1".parse().unwrap()))]);
+        assert_eq!(answer.answers()[0].ttl(), FORGED_TTL);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Some((request, question)) = parse_query(&bytes) {
+                let _ = response(&request, &question, ResponseCode::NoError, &[IpAddr::from([10, 0, 0, 1])]);
+            }
+        }
+
+        #[test]
+        fn corrupted_queries_never_panic(index in 0usize..64, value in any::<u8>(), cut in 0usize..64) {
+            let mut packet = query("abs.twimg.com.", RecordType::A);
+            let index = index % packet.len();
+            packet[index] = value;
+            packet.truncate(packet.len() - cut % packet.len());
+            if let Some((request, question)) = parse_query(&packet) {
+                let _ = response(&request, &question, ResponseCode::NXDomain, &[]);
+            }
+        }
+    }
+}

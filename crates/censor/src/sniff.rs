@@ -237,8 +237,8 @@ fn host_without_port(authority: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// Test helpers: a ClientHello builder, shared with the integration tests through
-/// [`crate::testing`].
+/// ClientHello builders for tests and benchmarks (this crate's and the lab's): syntactically
+/// valid hellos with a chosen SNI, split into records of a chosen size. Not a TLS client.
 pub mod build {
     /// A syntactically complete TLS 1.2-style ClientHello handshake message (no record header)
     /// with `sni` as its server_name (none when `None`) and a few other extensions around it.
