@@ -3,7 +3,9 @@
 //!
 //! The control runs censorwatch's own probe engine (so both sides measure the same way), then
 //! checks every endpoint — its own answers and the probe's — with a connect and, for `https://`, a
-//! verified handshake. Bogon addresses are never connected to unless `allow_private` is set (the
+//! verified handshake; when the request sets `x_quic_enabled` and the site announces HTTP/3
+//! (`Alt-Svc: h3`), a QUIC handshake with each endpoint too (OONI's `quic_handshake` key), so a
+//! probe can tell "QUIC blocked here" from "the server has no working QUIC". Bogon addresses are never connected to unless `allow_private` is set (the
 //! engine fails such connects with `dns_bogon_error`), and at most `max_endpoints` endpoints are
 //! tried per request, whatever the request lists.
 
@@ -121,6 +123,35 @@ impl Helper {
                 );
             }
         }
+        // HTTP/3: where the control's own fetch was told the host speaks it (Alt-Svc), and, when
+        // the request asks (`x_quic_enabled`, OONI's key), a QUIC handshake with every endpoint there.
+        let mut http_request = http_of(&keys);
+        let h3_port = h3_port_of(&keys, host);
+        if let Some(port) = h3_port {
+            http_request.discovered_h3_endpoint = Some(format!("{}:{port}", url.host_str().unwrap_or(host)));
+        }
+        let mut quic_handshake = BTreeMap::new();
+        if let (true, Some(port)) = (request.x_quic_enabled, h3_port) {
+            let mut quic_endpoints: Vec<SocketAddr> = Vec::new();
+            for ep in &endpoints {
+                let q = SocketAddr::new(ep.ip(), port);
+                if !quic_endpoints.contains(&q) {
+                    quic_endpoints.push(q);
+                }
+            }
+            let checks = join_all(quic_endpoints.iter().map(|ep| self.probe.check_quic(*ep, &url))).await;
+            for (ep, failure) in quic_endpoints.iter().zip(checks) {
+                quic_handshake.insert(
+                    ep.to_string(),
+                    ControlTlsHandshake {
+                        server_name: Some(host.to_owned()),
+                        status: Some(failure.is_none()),
+                        failure,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
         let mut ip_info = BTreeMap::new();
         let all_ips = th_addrs.iter().copied().chain(probe_addrs.iter().map(|a| a.ip()));
         for ip in all_ips {
@@ -149,8 +180,8 @@ impl Helper {
         Ok(ControlResponse {
             tcp_connect: Some(tcp_connect),
             tls_handshake: Some(tls_handshake),
-            quic_handshake: Some(BTreeMap::new()),
-            http_request: Some(http_of(&keys)),
+            quic_handshake: Some(quic_handshake),
+            http_request: Some(http_request),
             dns: Some(dns),
             ip_info: Some(ip_info),
             ..Default::default()
@@ -189,6 +220,26 @@ fn dns_of(keys: &WebConnectivityTestKeys) -> (ControlDns, Vec<IpAddr>) {
         },
         addrs,
     )
+}
+
+/// The `h3` port the control's final response announced in `Alt-Svc` for `host` itself (a
+/// redirect to another host announces nothing for this one).
+fn h3_port_of(keys: &WebConnectivityTestKeys, host: &str) -> Option<u16> {
+    let last = keys.final_request()?;
+    let final_host = last
+        .request
+        .as_ref()
+        .and_then(|r| r.url.as_deref())
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+        })?;
+    if !final_host.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    let alt_svc = last.response.as_ref()?.header("alt-svc")?.text();
+    censorwatch_probe::quic::h3_port_from_alt_svc(&alt_svc, host)
 }
 
 /// The control's HTTP view: the final response of its own fetch.

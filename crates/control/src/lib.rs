@@ -109,6 +109,8 @@ pub fn build_state(options: &ControlOptions) -> Result<Arc<ControlState>, String
     config.http_timeout = options.http_timeout;
     config.local_ip = options.local_ip;
     config.refuse_bogons = !options.allow_private;
+    // QUIC is checked per endpoint by the helper when a request asks for it, not by the engine.
+    config.quic = censorwatch_probe::QuicMode::Off;
     let probe = Probe::new(config, Arc::new(Analyzer::with_builtin_fingerprints()));
     let helper = Helper::new(probe, Arc::new(networks), options.allow_private, options.max_endpoints);
     Ok(Arc::new(ControlState::new(

@@ -11,7 +11,7 @@ use censorwatch_model::web_connectivity::WebConnectivityTestKeys;
 use censorwatch_model::{Method, Status};
 use censorwatch_probe::dns::DnsConfig;
 use censorwatch_probe::testbed::{
-    Action, DnsAnswer, FakeResolver, Handler, Policy, Reply, Target, TestCa, serve_all, table,
+    Action, DnsAnswer, FakeResolver, Handler, Policy, QuicTarget, Reply, Target, TestCa, serve_all, table,
 };
 use censorwatch_probe::{ControlClient, NetworkInfo, Outcome, Probe, ProbeConfig, TlsSettings};
 use censorwatch_verdict::Analyzer;
@@ -849,4 +849,153 @@ async fn throughput_reference_comes_from_the_control() {
     let keys = o.measurement.test_keys_value().unwrap();
     assert_eq!(keys["x_throughput_reference"]["bytes"], 3 << 20);
     assert!(keys.get("x_throughput").is_none(), "no response, no transfer");
+}
+
+/// Pages announcing HTTP/3 on `port` of the same host.
+fn h3_pages(port: u16) -> Handler {
+    Arc::new(move |host, path| {
+        let mut r = Reply::page(&format!("{host}{path}"));
+        r.headers.push(("Alt-Svc".into(), format!("h3=\":{port}\"; ma=86400")));
+        r
+    })
+}
+
+/// A TLS target and a QUIC server on the same address and port number; the QUIC server applies
+/// `quic_policy`.
+async fn h3_target(lab: &Lab, at: &str, quic_policy: Option<Policy>) -> (Target, Option<QuicTarget>) {
+    let probe_port = tokio::net::UdpSocket::bind((ip(at), 0)).await.unwrap();
+    let port = probe_port.local_addr().unwrap().port();
+    drop(probe_port);
+    let quic = match quic_policy {
+        Some(p) => Some(QuicTarget::start(ip(at), port, lab.ca.quic_server_config(&["x.com"]), p).await),
+        None => None,
+    };
+    let tcp = Target::https(
+        ip(at),
+        port,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        h3_pages(port),
+    )
+    .await;
+    (tcp, quic)
+}
+
+fn quic_records(k: &WebConnectivityTestKeys) -> Vec<serde_json::Value> {
+    k.extra["x_quic_handshakes"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_handshake_where_alt_svc_announces_h3() {
+    let dns = [("x.com", addrs(&["127.0.0.30"]))];
+    let lab = lab(&dns, &dns).await;
+    let (tcp, _quic) = h3_target(&lab, "127.0.0.30", Some(serve_all())).await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", tcp.port())).await;
+    assert_eq!(status_method(&o), (Status::Ok, None), "{:?}", o.verdict);
+    let ep = format!("127.0.0.30:{}", tcp.port());
+    let q = quic_records(&k);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0]["network"], "udp");
+    assert_eq!(q[0]["address"], ep.as_str());
+    assert_eq!(q[0]["server_name"], "x.com");
+    assert_eq!(q[0]["alpn"], serde_json::json!(["h3"]));
+    assert_eq!(q[0]["negotiated_protocol"], "h3");
+    assert_eq!(q[0]["tls_version"], "TLSv1.3");
+    assert_eq!(q[0]["failure"], serde_json::Value::Null);
+    assert_eq!(q[0]["peer_certificates"].as_array().unwrap().len(), 2);
+    let (t0, t) = (q[0]["t0"].as_f64().unwrap(), q[0]["t"].as_f64().unwrap());
+    assert!(0.0 <= t0 && t0 <= t);
+    let ops: Vec<&str> = k
+        .network_events
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|e| e.address.as_deref() == Some(ep.as_str()) && e.proto.as_deref() == Some("udp"))
+        .filter_map(|e| e.operation.as_deref())
+        .collect();
+    assert_eq!(ops, ["quic_handshake_start", "quic_handshake_done"]);
+    // The control was asked (OONI's x_quic_enabled) and did its own handshake.
+    assert_eq!(k.x_control_request.as_ref().unwrap()["x_quic_enabled"], true);
+    let control = k.control.as_ref().unwrap();
+    assert_eq!(
+        control.http_request.as_ref().unwrap().discovered_h3_endpoint.as_deref(),
+        Some(format!("x.com:{}", tcp.port()).as_str())
+    );
+    assert_eq!(control.quic_handshake.as_ref().unwrap()[&ep].status, Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_dropped_for_the_probe_only_is_quic_blocking() {
+    let dns = [("x.com", addrs(&["127.0.0.31"]))];
+    let lab = lab(&dns, &dns).await;
+    let drop_probe: Policy = Arc::new(|peer, _| if from_probe(peer) { Action::Stall } else { Action::Serve });
+    let (tcp, _quic) = h3_target(&lab, "127.0.0.31", Some(drop_probe)).await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", tcp.port())).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::QuicTimeout)),
+        "{:?}",
+        o.verdict
+    );
+    assert!(
+        o.verdict.reasons.iter().any(|r| r.contains("QUIC")),
+        "{:?}",
+        o.verdict.reasons
+    );
+    let q = quic_records(&k);
+    assert_eq!(q[0]["failure"], "generic_timeout_error");
+    let ep = format!("127.0.0.31:{}", tcp.port());
+    assert_eq!(
+        k.control.as_ref().unwrap().quic_handshake.as_ref().unwrap()[&ep].status,
+        Some(true)
+    );
+    // TLS over TCP worked: OONI's own keys still say accessible.
+    assert_eq!(k.accessible, Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_announcing_h3_without_quic_is_not_blocked() {
+    let dns = [("x.com", addrs(&["127.0.0.32"]))];
+    let lab = lab(&dns, &dns).await;
+    let (tcp, _none) = h3_target(&lab, "127.0.0.32", None).await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", tcp.port())).await;
+    assert_eq!(status_method(&o), (Status::Ok, None), "{:?}", o.verdict);
+    assert!(
+        o.verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("control") && r.contains("QUIC")),
+        "{:?}",
+        o.verdict.reasons
+    );
+    let q = quic_records(&k);
+    assert!(q[0]["failure"].is_string(), "{q:?}");
+    let ep = format!("127.0.0.32:{}", tcp.port());
+    assert_eq!(
+        k.control.as_ref().unwrap().quic_handshake.as_ref().unwrap()[&ep].status,
+        Some(false)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_alt_svc_no_quic() {
+    let dns = [("x.com", addrs(&["127.0.0.33"]))];
+    let lab = lab(&dns, &dns).await;
+    let target = Target::https(
+        ip("127.0.0.33"),
+        0,
+        lab.ca.server_config(&["x.com"]),
+        serve_all(),
+        pages(),
+    )
+    .await;
+    let (o, k) = lab.measure(&format!("https://x.com:{}/", target.port())).await;
+    assert_eq!(status_method(&o), (Status::Ok, None), "{:?}", o.verdict);
+    assert!(quic_records(&k).is_empty());
+    let control = k.control.as_ref().unwrap();
+    assert!(control.quic_handshake.as_ref().unwrap().is_empty());
+    assert_eq!(
+        control.http_request.as_ref().unwrap().discovered_h3_endpoint.as_deref(),
+        Some("")
+    );
 }

@@ -1,7 +1,8 @@
 //! censorwatch's measurement engine: measures a URL the way a censor sees it — DNS (the system's
 //! getaddrinfo and a UDP resolver, with injected duplicates caught), TCP connects to every address,
 //! TLS handshakes with the real SNI and, when one fails, with a decoy SNI on the same address (the
-//! SNI A/B test), then an HTTP(S) GET following redirects — and writes the result as an OONI
+//! SNI A/B test), then an HTTP(S) GET following redirects, QUIC handshakes where the target speaks
+//! HTTP/3 — and writes the result as an OONI
 //! web_connectivity measurement (`software_name: "censorwatch"`, extra keys prefixed `x_`). It also
 //! holds the client side of the control (test-helper) protocol, and the primitives the control
 //! server reuses to measure from its side.
@@ -15,6 +16,7 @@ pub mod dns;
 pub mod failure;
 pub mod http;
 pub mod measure;
+pub mod quic;
 pub mod targets;
 pub mod th;
 pub mod tls;
@@ -24,5 +26,6 @@ pub mod trace;
 pub mod testbed;
 
 pub use measure::{InputError, NetworkInfo, Outcome, Probe, ProbeConfig, parse_input};
+pub use quic::QuicMode;
 pub use th::{ControlClient, ThRequest, Throughput, WhoAmI};
 pub use tls::TlsSettings;

@@ -16,6 +16,7 @@
 use crate::dns::{self, DnsConfig};
 use crate::failure::classify_io;
 use crate::http::{self, FetchSpec, MAX_REDIRECTS};
+use crate::quic::{self, QuicMode, QuicSpec};
 use crate::th::{self, ControlClient};
 use crate::tls::{self, HandshakeSpec, TlsSettings};
 use crate::trace::{Trace, Traced};
@@ -98,6 +99,8 @@ pub struct ProbeConfig {
     /// [`ControlClient::throughput_reference`]), written into every measurement as
     /// `x_throughput_reference` next to each target's own `x_throughput`.
     pub throughput_reference: Option<crate::th::Throughput>,
+    /// When QUIC (HTTP/3) handshakes are tried (see [`crate::quic`]); they use `tls_timeout`.
+    pub quic: QuicMode,
 }
 
 impl ProbeConfig {
@@ -117,6 +120,7 @@ impl ProbeConfig {
             network: NetworkInfo::default(),
             refuse_bogons: false,
             throughput_reference: None,
+            quic: QuicMode::default(),
         }
     }
 }
@@ -341,7 +345,9 @@ impl Probe {
             .map(|ip| SocketAddr::new(*ip, port))
             .collect();
 
-        let th_request = th::request_for(url.as_str(), addrs.iter().map(|a| endpoint(*a)).collect());
+        let mut th_request = th::request_for(url.as_str(), addrs.iter().map(|a| endpoint(*a)).collect());
+        th_request.x_quic_enabled = self.config.quic != QuicMode::Off && url.scheme() == "https";
+        let depth0_ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
         let control = async {
             match &self.config.control {
                 Some(c) => Some(c.measure(&th_request).await),
@@ -350,6 +356,15 @@ impl Probe {
         };
         let fetch = self.fetch_chain(&trace, &url, addrs, dns_failure.clone(), &mut obs);
         let (control, http_failure) = tokio::join!(control, fetch);
+        let quic_handshakes = match self.h3_port(&url, &obs, control.as_ref().and_then(|c| c.as_ref().ok())) {
+            Some(h3) => {
+                let tries = depth0_ips
+                    .iter()
+                    .map(|ip| self.quic_handshake(&trace, SocketAddr::new(*ip, h3), &host, depth_tags(0)));
+                join_all(tries).await
+            }
+            None => Vec::new(),
+        };
 
         let throughput = final_transfer(&trace, obs.requests.last());
         let runtime = trace.start().elapsed();
@@ -374,6 +389,12 @@ impl Probe {
         };
         if let Some(t) = throughput {
             keys.extra.insert("x_throughput".into(), t);
+        }
+        if th_request.x_quic_enabled {
+            keys.extra.insert(
+                "x_quic_handshakes".into(),
+                serde_json::to_value(&quic_handshakes).unwrap_or(Value::Null),
+            );
         }
         if let Some(r) = &self.config.throughput_reference {
             keys.extra.insert(
@@ -635,6 +656,79 @@ impl Probe {
             ..Default::default()
         };
         (record, tx, stream)
+    }
+
+    /// The UDP port where the target speaks HTTP/3, if QUIC is to be tried: the URL's port in
+    /// [`QuicMode::Always`]; otherwise the `h3` alternative the probe's final response (on the same
+    /// host) or the control announced.
+    fn h3_port(&self, url: &Url, obs: &Observed, control: Option<&ControlResponse>) -> Option<u16> {
+        if url.scheme() != "https" {
+            return None;
+        }
+        let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+        match self.config.quic {
+            QuicMode::Off => None,
+            QuicMode::Always => url.port_or_known_default(),
+            QuicMode::AltSvc => {
+                let own = obs.requests.last().and_then(|r| {
+                    let same_host = r
+                        .request
+                        .as_ref()
+                        .and_then(|q| q.url.as_deref())
+                        .and_then(|u| Url::parse(u).ok())
+                        .is_some_and(|u| u.host_str() == url.host_str());
+                    let alt_svc = r.response.as_ref()?.header("alt-svc")?.text();
+                    same_host.then(|| quic::h3_port_from_alt_svc(&alt_svc, host)).flatten()
+                });
+                let control = control.and_then(|c| c.http_request.as_ref()).and_then(|h| {
+                    let discovered = h
+                        .discovered_h3_endpoint
+                        .as_deref()
+                        .and_then(|e| quic::h3_port_from_endpoint(e, host));
+                    let header = h
+                        .headers
+                        .as_ref()
+                        .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case("alt-svc")))
+                        .and_then(|(_, v)| quic::h3_port_from_alt_svc(&v.text(), host));
+                    discovered.or(header)
+                });
+                own.or(control)
+            }
+        }
+    }
+
+    async fn quic_handshake(
+        &self,
+        trace: &Trace,
+        addr: SocketAddr,
+        host: &str,
+        tags: Vec<String>,
+    ) -> censorwatch_model::web_connectivity::TlsHandshake {
+        let sni = host.trim_start_matches('[').trim_end_matches(']');
+        let spec = QuicSpec {
+            address: addr,
+            sni,
+            local_ip: self.config.local_ip,
+            timeout: self.config.tls_timeout,
+            transaction_id: trace.next_id(),
+            tags,
+        };
+        if self.config.refuse_bogons && censorwatch_verdict::bogon::is_bogon(addr.ip()) {
+            let mut record = quic::handshake_refused(trace, &spec);
+            record.failure = Some(Failure::DnsBogonError);
+            return record;
+        }
+        quic::handshake(trace, &self.config.tls, &spec).await
+    }
+
+    /// A verified QUIC handshake (ALPN h3) with `addr` for the URL's host: `None` when it
+    /// succeeded, else why not. Used by the control for each endpoint it checks.
+    pub async fn check_quic(&self, addr: SocketAddr, url: &Url) -> Option<Failure> {
+        let trace = Trace::new();
+        let record = self
+            .quic_handshake(&trace, addr, url.host_str().unwrap_or(""), Vec::new())
+            .await;
+        record.failure
     }
 
     /// Connects to `addr` and, for an `https://` URL, completes a verified handshake for its host:

@@ -1,5 +1,5 @@
 //! Loopback servers for tests (feature `testbed`): a fake authoritative resolver, TLS and plain
-//! HTTP targets with a test CA, each with a per-client policy that plays the censor.
+//! HTTP targets and QUIC servers with a test CA, each with a per-client policy that plays the censor.
 //!
 //! A censor on loopback: the probe connects from one 127.0.0.x source address and the control
 //! from another, and a target's [`Policy`] decides per client address and name (SNI or Host)
@@ -65,6 +65,26 @@ impl TestCa {
             .expect("valid certificate and key");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Arc::new(config)
+    }
+
+    /// A quinn server config (TLS 1.3, ALPN h3) with a certificate for `names`, chained to this CA.
+    pub fn quic_server_config(&self, names: &[&str]) -> quinn::ServerConfig {
+        let key = KeyPair::generate().expect("key generation works");
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("names are valid");
+        let cert = params.signed_by(&key, &self.issuer).expect("CA signs");
+        let chain = vec![cert.der().clone(), self.issuer.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("TLS 1.3")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("valid certificate and key");
+        config.alpn_protocols = vec![crate::quic::H3_ALPN.as_bytes().to_vec()];
+        let crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(config)).expect("a QUIC-capable config");
+        quinn::ServerConfig::with_crypto(Arc::new(crypto))
     }
 }
 
@@ -404,6 +424,54 @@ where
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// A QUIC server on loopback that completes handshakes (ALPN h3) and then waits for the client to
+/// close; its policy sees the client's address only (no name: the decision is made on the first
+/// packet). Anything but [`Action::Serve`] drops the client's packets unanswered — what a censor
+/// blocking UDP/443 does.
+#[derive(Debug)]
+pub struct QuicTarget {
+    addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    task: JoinHandle<()>,
+}
+
+impl QuicTarget {
+    /// A QUIC server on `ip`:`port` (UDP; the port may equal a TCP target's).
+    pub async fn start(ip: IpAddr, port: u16, config: quinn::ServerConfig, policy: Policy) -> QuicTarget {
+        let endpoint = quinn::Endpoint::server(config, SocketAddr::new(ip, port)).expect("bind a UDP port");
+        let addr = endpoint.local_addr().expect("local address");
+        let server = endpoint.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            while let Some(incoming) = server.accept().await {
+                if policy(incoming.remote_address().ip(), None) != Action::Serve {
+                    incoming.ignore();
+                    continue;
+                }
+                conns.spawn(async move {
+                    if let Ok(conn) = incoming.await {
+                        let _ = tokio::time::timeout(Duration::from_secs(30), conn.closed()).await;
+                    }
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        QuicTarget { addr, endpoint, task }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for QuicTarget {
+    fn drop(&mut self) {
+        self.endpoint.close(0u32.into(), b"");
+        self.task.abort();
+    }
 }
 
 /// A table of names to addresses for [`FakeResolver::start`].

@@ -86,19 +86,36 @@ impl TlsSettings {
     }
 
     fn connector(&self, verify: bool, chain: Arc<Mutex<Vec<CertificateDer<'static>>>>) -> TlsConnector {
+        let versions: &[&rustls::SupportedProtocolVersion] = rustls::DEFAULT_VERSIONS;
+        let config = self.client_config(versions, verify, chain, None, vec![b"http/1.1".to_vec()]);
+        TlsConnector::from(Arc::new(config))
+    }
+
+    /// A client config with these roots that records the peer's chain into `chain` (verifying it
+    /// unless `verify` is false) and the verifier's error into `verify_error`, offering `alpn`.
+    /// QUIC uses it with TLS 1.3 only.
+    pub(crate) fn client_config(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        verify: bool,
+        chain: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+        verify_error: Option<Arc<Mutex<Option<rustls::Error>>>>,
+        alpn: Vec<Vec<u8>>,
+    ) -> rustls::ClientConfig {
         let verifier = Arc::new(Recording {
             inner: verify.then(|| self.verifier.clone()),
             provider: self.provider.clone(),
             chain,
+            verify_error,
         });
         let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("the ring provider supports the default protocol versions")
+            .with_protocol_versions(versions)
+            .expect("the ring provider supports TLS 1.2 and 1.3")
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        TlsConnector::from(Arc::new(config))
+        config.alpn_protocols = alpn;
+        config
     }
 }
 
@@ -108,6 +125,8 @@ struct Recording {
     inner: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
     chain: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+    /// Where the verifier's own error goes (QUIC reports it only as text).
+    verify_error: Option<Arc<Mutex<Option<rustls::Error>>>>,
 }
 
 impl ServerCertVerifier for Recording {
@@ -125,10 +144,14 @@ impl ServerCertVerifier for Recording {
             chain.push(end_entity.clone().into_owned());
             chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
         }
-        match &self.inner {
+        let result = match &self.inner {
             Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
             None => Ok(ServerCertVerified::assertion()),
+        };
+        if let (Err(e), Some(slot)) = (&result, &self.verify_error) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
         }
+        result
     }
 
     fn verify_tls12_signature(

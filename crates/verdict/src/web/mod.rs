@@ -12,11 +12,14 @@
 //!    ASN, or a valid certificate for the name on the answered address), NXDOMAIN where the
 //!    control resolves.
 //!
-//! Whenever the DNS answer is not the site's, the blame goes to DNS, as OONI does.
+//! Whenever the DNS answer is not the site's, the blame goes to DNS, as OONI does. Then QUIC
+//! ([`quic`]): a site that loads over TCP while its QUIC handshakes time out where the control's
+//! succeed is `quic.timeout`.
 
 mod facts;
 mod httpdiff;
 mod ooni;
+mod quic;
 #[cfg(test)]
 mod tests;
 
@@ -30,7 +33,7 @@ pub(crate) fn verdict(m: &Measurement, keys: &WebConnectivityTestKeys, fingerpri
     let cc = m.probe_cc.as_deref().unwrap_or("");
     let facts = Facts::new(keys, m.input_str(), cc);
     let (ooni_blocking, accessible) = ooni::classify(&facts);
-    let mut v = decide(&facts, fingerprints);
+    let mut v = quic::revise(&facts, decide(&facts, fingerprints));
     v.ooni_blocking = ooni_blocking;
     v.accessible = accessible;
     v

@@ -314,3 +314,137 @@ fn different_answer_failing_for_everyone_is_down_only_when_the_control_cannot_fe
         broken.reasons
     );
 }
+
+/// A measurement where x.com loaded over verified TLS, with these QUIC handshakes and this control
+/// `quic_handshake` map.
+fn quic_case(quic: Value, control_quic: Option<Value>) -> Verdict {
+    let mut c = control(&[REAL_IP], 13414);
+    if let Some(q) = control_quic {
+        c["quic_handshake"] = q;
+    }
+    analyze(
+        "RU",
+        "https://x.com/",
+        json!({
+            "queries": [query(REAL_IP, 13414)],
+            "tcp_connect": [connect(2, REAL_IP, None)],
+            "tls_handshakes": [tls(2, REAL_IP, HOST, None)],
+            "requests": [{"transaction_id": 2, "failure": null,
+                          "request": {"url": "https://x.com/"},
+                          "response": {"code": 200, "body": "<title>X</title>", "headers": {}}}],
+            "x_quic_handshakes": quic,
+            "control": c,
+        }),
+    )
+}
+
+fn quic_hs(ip: &str, failure: Option<&str>) -> Value {
+    json!({"network": "udp", "address": format!("{ip}:443"), "server_name": HOST, "alpn": ["h3"],
+           "failure": failure, "negotiated_protocol": if failure.is_none() { "h3" } else { "" },
+           "t0": 0.1, "t": 0.2, "transaction_id": 5})
+}
+
+fn control_quic(ip: &str, ok: bool) -> Value {
+    json!({format!("{ip}:443"): {"server_name": HOST, "status": ok,
+                                 "failure": if ok { Value::Null } else { json!("generic_timeout_error") }}})
+}
+
+#[test]
+fn quic_timeout_where_the_control_completes_is_quic_blocking() {
+    let v = quic_case(
+        json!([quic_hs(REAL_IP, Some("generic_timeout_error"))]),
+        Some(control_quic(REAL_IP, true)),
+    );
+    assert_eq!(
+        (v.status, v.method),
+        (Status::Blocked, Some(Method::QuicTimeout)),
+        "{v:?}"
+    );
+    assert!((v.confidence - 0.85).abs() < 1e-9, "{v:?}");
+    assert!(v.reasons[0].contains("timed out"), "{v:?}");
+    assert!(v.reasons.iter().any(|r| r.starts_with("Over TCP:")), "{v:?}");
+    // OONI's keys speak of TCP/TLS only: accessible.
+    assert_eq!(v.accessible, Some(true));
+}
+
+#[test]
+fn quic_timeout_with_the_control_succeeding_elsewhere_is_less_sure() {
+    let v = quic_case(
+        json!([quic_hs(REAL_IP, Some("generic_timeout_error"))]),
+        Some(control_quic("104.244.42.65", true)),
+    );
+    assert_eq!(
+        (v.status, v.method),
+        (Status::Blocked, Some(Method::QuicTimeout)),
+        "{v:?}"
+    );
+    assert!((v.confidence - 0.75).abs() < 1e-9, "{v:?}");
+}
+
+#[test]
+fn quic_failing_for_the_control_too_is_never_blocking() {
+    let v = quic_case(
+        json!([quic_hs(REAL_IP, Some("generic_timeout_error"))]),
+        Some(control_quic(REAL_IP, false)),
+    );
+    assert_eq!((v.status, v.method), (Status::Ok, None), "{v:?}");
+    assert!(
+        v.reasons.iter().any(|r| r.contains("control's QUIC failed too")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn quic_without_a_control_result_is_not_blocking() {
+    for control in [None, Some(json!({}))] {
+        let v = quic_case(json!([quic_hs(REAL_IP, Some("generic_timeout_error"))]), control);
+        assert_eq!((v.status, v.method), (Status::Ok, None), "{v:?}");
+        assert!(v.reasons.iter().any(|r| r.contains("no QUIC result")), "{v:?}");
+    }
+}
+
+#[test]
+fn quic_failing_otherwise_is_only_noted() {
+    let v = quic_case(
+        json!([quic_hs(REAL_IP, Some("ssl_failed_handshake"))]),
+        Some(control_quic(REAL_IP, true)),
+    );
+    assert_eq!((v.status, v.method), (Status::Ok, None), "{v:?}");
+    assert!(v.reasons.iter().any(|r| r.contains("only noted")), "{v:?}");
+}
+
+#[test]
+fn quic_success_or_absence_changes_nothing() {
+    let ok = quic_case(json!([quic_hs(REAL_IP, None)]), Some(control_quic(REAL_IP, true)));
+    assert_eq!((ok.status, ok.method), (Status::Ok, None), "{ok:?}");
+    assert!(ok.reasons.iter().any(|r| r.contains("completed too")));
+    let none = quic_case(json!([]), Some(control_quic(REAL_IP, true)));
+    assert_eq!((none.status, none.method), (Status::Ok, None));
+    // One address answering QUIC is enough: the server speaks it and the path lets it through.
+    let mixed = quic_case(
+        json!([
+            quic_hs(REAL_IP, Some("generic_timeout_error")),
+            quic_hs("104.244.42.65", None)
+        ]),
+        Some(control_quic(REAL_IP, true)),
+    );
+    assert_eq!(mixed.status, Status::Ok, "{mixed:?}");
+}
+
+#[test]
+fn quic_does_not_override_an_earlier_block() {
+    let v = analyze(
+        "PK",
+        "https://x.com/",
+        json!({
+            "queries": [query(REAL_IP, 13414)],
+            "tcp_connect": [connect(2, REAL_IP, None)],
+            "tls_handshakes": [tls(2, REAL_IP, HOST, Some("connection_reset"))],
+            "requests": [],
+            "x_quic_handshakes": [quic_hs(REAL_IP, Some("generic_timeout_error"))],
+            "control": control(&[REAL_IP], 13414),
+        }),
+    );
+    assert_eq!((v.status, v.method), (Status::Blocked, Some(Method::TlsReset)), "{v:?}");
+    assert!(v.reasons.iter().any(|r| r.contains("QUIC")), "{v:?}");
+}
