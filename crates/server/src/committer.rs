@@ -64,6 +64,12 @@ pub struct CommitStats {
     pub commits: std::sync::atomic::AtomicU64,
     /// Records committed (including duplicates).
     pub records: std::sync::atomic::AtomicU64,
+    /// Records newly stored (duplicates excluded).
+    pub stored: std::sync::atomic::AtomicU64,
+    /// Measurements refused before reaching the writer (counted by the handlers).
+    pub rejected: std::sync::atomic::AtomicU64,
+    /// How long each commit took, until durable.
+    pub latency: crate::metrics::Histogram,
 }
 
 impl Committer {
@@ -225,10 +231,16 @@ async fn commit(
     }
     let store = Arc::clone(store);
     let jobs_count = replies.len();
+    let started = Instant::now();
+    let newly_stored = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let newly = Arc::clone(&newly_stored);
     type Stored = Vec<std::ops::Range<usize>>;
     let outcome = tokio::task::spawn_blocking(move || -> (Vec<Reply>, Vec<Record>, Stored) {
         let (replies, stored) = match store.insert(&batch) {
-            Ok(_) => (vec![Ok(()); jobs_count], std::iter::once(0..batch.len()).collect()),
+            Ok(report) => {
+                newly.fetch_add(report.stored, Ordering::Relaxed);
+                (vec![Ok(()); jobs_count], std::iter::once(0..batch.len()).collect())
+            }
             Err(e) if jobs_count == 1 => (vec![Err(e.to_string())], Vec::new()),
             Err(_) => {
                 // Retry each submission alone; one that shares an id with a failed one fails too.
@@ -236,7 +248,12 @@ async fn commit(
                 let alone: Vec<Reply> = segments
                     .into_iter()
                     .map(|s| {
-                        let result = store.insert(&batch[s.clone()]).map(|_| ()).map_err(|e| e.to_string());
+                        let result = store
+                            .insert(&batch[s.clone()])
+                            .map(|report| {
+                                newly.fetch_add(report.stored, Ordering::Relaxed);
+                            })
+                            .map_err(|e| e.to_string());
                         if result.is_ok() {
                             stored.push(s);
                         }
@@ -262,6 +279,10 @@ async fn commit(
         ),
     };
     stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats
+        .stored
+        .fetch_add(newly_stored.load(Ordering::Relaxed), Ordering::Relaxed);
+    stats.latency.observe(started.elapsed());
     for (reply, result) in replies.into_iter().zip(outcome) {
         // A submitter that went away (client disconnected) is not an error: its records are
         // stored either way.

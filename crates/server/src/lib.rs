@@ -26,6 +26,10 @@
 //! | `GET /api/v1/events/{id}` | one event |
 //! | `GET /api/v1/events/{id}/evidence` | the event's evidence bundle (tar.gz; `censorwatch evidence verify` checks it) |
 //! | `GET /api/v1/evidence` | the evidence bundle of a query (`cc domain since until`) |
+//! | `GET /api/v1/aggregation` | counts by status along up to two axes (`cc domain asn since until axis bin format`) |
+//! | `GET /api/v1/outages` | outages (`cc asn since until open limit format=csv`), latest first |
+//! | `GET /api/openapi.json` | the OpenAPI 3 description of every endpoint |
+//! | `GET /metrics` | Prometheus metrics ([`metrics`]) |
 //! | `GET /health` | `{"status":"ok"}` |
 //!
 //! Every error is `{"error": "…"}` with a 4xx (the client's mistake) or 5xx (ours; 503 means
@@ -38,6 +42,7 @@
 //! [`ServerConfig::checkpoint_interval`] (and on shutdown) reconciles again and writes a signed
 //! checkpoint to `DATA/checkpoints/`.
 
+mod api_routes;
 pub mod committer;
 pub mod config;
 pub mod detections;
@@ -45,6 +50,8 @@ pub mod error;
 mod event_routes;
 mod evidence_routes;
 pub mod ids;
+pub mod metrics;
+pub mod openapi;
 pub mod prepare;
 mod routes;
 
@@ -79,6 +86,7 @@ struct Inner {
     stats: Arc<CommitStats>,
     ledger: Option<Arc<Mutex<Ledger>>>,
     detections: Mutex<Option<detections::DetectionWorker>>,
+    http_metrics: metrics::HttpMetrics,
 }
 
 impl AppState {
@@ -123,6 +131,7 @@ impl AppState {
                 stats,
                 ledger,
                 detections: Mutex::new(worker),
+                http_metrics: metrics::HttpMetrics::default(),
             }),
         }
     }
@@ -164,6 +173,11 @@ impl AppState {
     /// Group-commit figures (commits, records).
     pub fn commit_stats(&self) -> &CommitStats {
         &self.inner.stats
+    }
+
+    /// Answered HTTP requests by route, method and status (for `/metrics`).
+    pub fn http_metrics(&self) -> &metrics::HttpMetrics {
+        &self.inner.http_metrics
     }
 
     /// Commits what is queued, then stops the writer. Submissions after this get 503. Then

@@ -62,10 +62,16 @@ pub(crate) fn router(state: AppState) -> Router {
             get(crate::evidence_routes::event_evidence),
         )
         .route("/api/v1/evidence", get(crate::evidence_routes::query_evidence))
+        .merge(crate::api_routes::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .route("/health", get(health))
+        .route("/metrics", get(crate::metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::count_requests,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
@@ -181,7 +187,14 @@ fn content_bytes(content: &RawValue) -> Result<Bytes, ApiError> {
 /// Runs [`prepare::prepare`] inline for small submissions, on a blocking thread for large ones.
 async fn prepare_one(state: &AppState, bytes: Bytes, binding: ReportBinding) -> Result<Prepared, ApiError> {
     let run = |state: &AppState, bytes: &[u8], binding: &ReportBinding| {
-        prepare::prepare(&state.inner.analyzer, bytes, binding).map_err(ApiError::bad_request)
+        prepare::prepare(&state.inner.analyzer, bytes, binding).map_err(|e| {
+            state
+                .inner
+                .stats
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::bad_request(e)
+        })
     };
     if bytes.len() <= INLINE_PREPARE_BYTES {
         return run(state, &bytes, &binding);
@@ -362,11 +375,18 @@ async fn submit_batch(State(state): State<AppState>, headers: HeaderMap, body: B
                     });
                     records.push(p.record);
                 }
-                Err(error) => chunk_results.push(LineResult {
-                    line,
-                    measurement_uid: None,
-                    error: Some(error),
-                }),
+                Err(error) => {
+                    state
+                        .inner
+                        .stats
+                        .rejected
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    chunk_results.push(LineResult {
+                        line,
+                        measurement_uid: None,
+                        error: Some(error),
+                    })
+                }
             }
         }
         if let Err(e) = state.inner.committer.commit(records).await {
