@@ -158,6 +158,8 @@ pub struct BgpMonitor {
     next_sample: Option<Time>,
     last_time: Option<Time>,
     reported: HashMap<u32, u64>,
+    /// [`MonitorConfig::watch`] as a set (it can hold every AS of a country table).
+    watched: std::collections::HashSet<u32>,
     stats: MonitorStats,
 }
 
@@ -174,6 +176,7 @@ enum Verdict {
 impl BgpMonitor {
     /// A monitor that starts with `expected` (empty, or read with [`OriginTable::load`]).
     pub fn new(config: MonitorConfig, expected: OriginTable) -> Self {
+        let watched = config.watch.iter().copied().collect();
         BgpMonitor {
             config: MonitorConfig {
                 bin_seconds: config.bin_seconds.max(1),
@@ -191,6 +194,7 @@ impl BgpMonitor {
             next_sample: None,
             last_time: None,
             reported: HashMap::new(),
+            watched,
             stats: MonitorStats::default(),
         }
     }
@@ -525,7 +529,7 @@ impl BgpMonitor {
     }
 
     fn sample(&mut self, at: Time, out: &mut Vec<Signal>) {
-        let mut asns: BTreeSet<u32> = self.config.watch.iter().copied().collect();
+        let mut asns: BTreeSet<u32> = self.watched.iter().copied().collect();
         if self.config.visibility == VisibilityScope::Involved {
             asns.extend(self.involved.iter().copied());
         }
@@ -542,7 +546,7 @@ impl BgpMonitor {
         for asn in asns {
             let now = counts.get(&asn).copied().unwrap_or(0);
             let previous = self.reported.insert(asn, now);
-            if previous == Some(now) && !self.config.watch.contains(&asn) {
+            if previous == Some(now) && !self.watched.contains(&asn) {
                 continue;
             }
             self.stats.visibility_reports += 1;

@@ -11,7 +11,8 @@
 //!   two-state Viterbi: hysteresis, back-dated starts, gaps and sparse data, on/off cycles).
 //! - [`group`]: per-series events to one country-level [`Event`] per block of a
 //!   [`platform`], with each network's own start and end.
-//! - [`outage`]: per-network and per-country signal alerts against trailing medians.
+//! - [`outage`]: per-network and per-country signal alerts against trailing medians;
+//!   [`levels`]: level signals recorded as change points, turned into per-bin readings.
 //! - [`detector`]: the incremental [`Detector`] (late data, re-computation from the earliest
 //!   changed bin) and the batch [`detect`].
 //! - [`sim`] and [`eval`]: a seeded generator of measurement timelines with known events, and
@@ -24,6 +25,7 @@ pub mod detector;
 pub mod eval;
 pub mod group;
 mod hash;
+pub mod levels;
 pub mod obs;
 pub mod outage;
 pub mod platform;

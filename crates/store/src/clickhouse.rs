@@ -84,6 +84,8 @@ const MIGRATIONS: &[&[&str]] = &[
     &[MEASUREMENT_LEAVES_V2],
     // v3: detected events and outages.
     &[DETECTIONS_V3],
+    // v4: outage signal samples (BGP visibility per network).
+    &[crate::signals::clickhouse::SIGNAL_SAMPLES_V4],
 ];
 
 /// Schema version 2: each measurement's leaf index in the transparency log (censorwatch-evidence).
@@ -1010,6 +1012,47 @@ impl Store for ClickHouseStore {
             latest_detections(&format!("kind = {}", quote(kind.as_str())))
         ))?;
         Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    fn put_signal_samples(&self, samples: &[crate::StoredSignalSample]) -> Result<u64, StoreError> {
+        let body = crate::signals::clickhouse::insert_body(samples, next_version())?;
+        if samples.is_empty() {
+            return Ok(0);
+        }
+        let _writer = lock(&self.writer);
+        self.request(
+            true,
+            &[("query", "INSERT INTO signal_samples FORMAT JSONEachRow")],
+            body,
+        )?;
+        Ok(samples.len() as u64)
+    }
+
+    fn signal_samples(
+        &self,
+        since: Option<i64>,
+        after: Option<&crate::SignalCursor>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredSignalSample>, StoreError> {
+        let sql = crate::signals::clickhouse::page_sql(since, after, limit, quote);
+        let rows: Vec<crate::signals::clickhouse::Row> = self.select(&sql)?;
+        Ok(rows
+            .into_iter()
+            .map(crate::signals::clickhouse::Row::into_sample)
+            .collect())
+    }
+
+    fn asn_countries(&self) -> Result<Vec<crate::AsnCountry>, StoreError> {
+        let rows: Vec<crate::signals::clickhouse::AsnCountryRow> =
+            self.select(crate::signals::clickhouse::ASN_COUNTRIES_SQL)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| crate::AsnCountry {
+                asn: r.asn,
+                cc: r.cc,
+                measurements: r.n,
+            })
+            .collect())
     }
 }
 

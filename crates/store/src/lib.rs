@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod detection;
 pub mod query;
 pub mod record;
+pub mod signals;
 pub mod spool;
 pub mod sqlite;
 
@@ -27,6 +28,7 @@ pub use clickhouse::ClickHouseStore;
 pub use detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 pub use query::{MeasurementQuery, Page};
 pub use record::{Record, RecordMeta};
+pub use signals::{AsnCountry, SignalCursor, StoredSignalSample};
 pub use sqlite::SqliteStore;
 
 /// What one [`Store::insert`] did.
@@ -215,6 +217,35 @@ pub trait Store: Send + Sync {
         }
         let removed: Vec<(DetectionKind, &str)> = stale.iter().map(|(k, id)| (*k, id.as_str())).collect();
         self.put_detections(all, &removed)
+    }
+
+    // Outage signal samples (see [`signals`]). The defaults say the store keeps none.
+
+    /// Stores `samples` (each checked with [`StoredSignalSample::validate`]; one bad sample
+    /// stores none), replacing stored ones with the same (time, ASN, kind); returns how many
+    /// were written.
+    fn put_signal_samples(&self, samples: &[StoredSignalSample]) -> Result<u64, StoreError> {
+        let _ = samples;
+        Err(signals::no_signals())
+    }
+
+    /// Up to `limit` (at most [`signals::MAX_SIGNAL_PAGE`]) stored samples in (time, ASN, kind)
+    /// order: those at or after `since` (when given) and after `after` (the last row of the
+    /// previous page).
+    fn signal_samples(
+        &self,
+        since: Option<i64>,
+        after: Option<&SignalCursor>,
+        limit: usize,
+    ) -> Result<Vec<StoredSignalSample>, StoreError> {
+        let _ = (since, after, limit);
+        Err(signals::no_signals())
+    }
+
+    /// How many stored measurements each (probe_asn, probe_cc) pair has, sorted by ASN then
+    /// country: where each network's probes are.
+    fn asn_countries(&self) -> Result<Vec<AsnCountry>, StoreError> {
+        Err(signals::no_signals())
     }
 }
 

@@ -396,6 +396,25 @@ impl<S: Store> Store for SpoolingStore<S> {
     fn detection_ids(&self, kind: crate::DetectionKind) -> Result<Vec<String>, StoreError> {
         self.inner.detection_ids(kind)
     }
+
+    // Signal samples go straight to the inner store (they are not spooled: a failed write is
+    // reported, and re-reading the MRT files records them again).
+    fn put_signal_samples(&self, samples: &[crate::StoredSignalSample]) -> Result<u64, StoreError> {
+        self.inner.put_signal_samples(samples)
+    }
+
+    fn signal_samples(
+        &self,
+        since: Option<i64>,
+        after: Option<&crate::SignalCursor>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredSignalSample>, StoreError> {
+        self.inner.signal_samples(since, after, limit)
+    }
+
+    fn asn_countries(&self) -> Result<Vec<crate::AsnCountry>, StoreError> {
+        self.inner.asn_countries()
+    }
 }
 
 #[cfg(test)]

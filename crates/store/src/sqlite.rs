@@ -43,6 +43,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/v3_detections.sql"),
     // v4: a covering index for aggregation.
     include_str!("sqlite/v4_aggregate_index.sql"),
+    // v5: outage signal samples (BGP visibility per network).
+    include_str!("sqlite/v5_signal_samples.sql"),
 ];
 
 /// Ids per `IN (…)` list (SQLite's bound-parameter limit is 32 766 since 3.32).
@@ -690,6 +692,23 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached("SELECT id FROM detections WHERE kind = ?1")?;
         let ids = stmt.query_map([kind.as_str()], |r| r.get::<_, String>(0))?;
         Ok(ids.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn put_signal_samples(&self, samples: &[crate::StoredSignalSample]) -> Result<u64, StoreError> {
+        crate::signals::sqlite::put(&mut lock(&self.writer), samples)
+    }
+
+    fn signal_samples(
+        &self,
+        since: Option<i64>,
+        after: Option<&crate::SignalCursor>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredSignalSample>, StoreError> {
+        crate::signals::sqlite::page(&lock(&self.reader), since, after, limit)
+    }
+
+    fn asn_countries(&self) -> Result<Vec<crate::AsnCountry>, StoreError> {
+        crate::signals::sqlite::asn_countries(&lock(&self.reader))
     }
 }
 

@@ -150,6 +150,20 @@ impl Store for TempClickHouse {
     fn detection_ids(&self, kind: DetectionKind) -> Result<Vec<String>, StoreError> {
         self.store.detection_ids(kind)
     }
+    fn put_signal_samples(&self, samples: &[censorwatch_store::StoredSignalSample]) -> Result<u64, StoreError> {
+        self.store.put_signal_samples(samples)
+    }
+    fn signal_samples(
+        &self,
+        since: Option<i64>,
+        after: Option<&censorwatch_store::SignalCursor>,
+        limit: usize,
+    ) -> Result<Vec<censorwatch_store::StoredSignalSample>, StoreError> {
+        self.store.signal_samples(since, after, limit)
+    }
+    fn asn_countries(&self) -> Result<Vec<censorwatch_store::AsnCountry>, StoreError> {
+        self.store.asn_countries()
+    }
 }
 
 mod conformance_suite {
