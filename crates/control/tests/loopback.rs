@@ -999,3 +999,121 @@ async fn no_alt_svc_no_quic() {
         Some("")
     );
 }
+
+/// Pages, and a 2 MiB static file at `/big.js`.
+fn pages_and_big_file() -> Handler {
+    Arc::new(|host, path| {
+        if path == "/big.js" {
+            Reply {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/javascript".into())],
+                body: vec![b'a'; 2 << 20],
+                delay: Duration::ZERO,
+            }
+        } else {
+            Reply::page(&format!("{host}{path}"))
+        }
+    })
+}
+
+/// 150 kbit/s, the rate Xue et al. (IMC 2021) measured for Twitter in Russia.
+const TWITTER_2021_BYTES_PER_SECOND: u64 = 150_000 / 8;
+
+/// Measures `https://abs.twimg.com:PORT/` with a throughput test of its `/big.js` against a decoy
+/// host, the target applying `policy`.
+async fn throughput_case(at: &str, decoy_at: &str, policy: Policy) -> (Outcome, serde_json::Value) {
+    let dns = [("abs.twimg.com", addrs(&[at])), ("decoy.example", addrs(&[decoy_at]))];
+    let lab = lab(&dns, &dns).await;
+    let target = Target::https(
+        ip(at),
+        0,
+        lab.ca.server_config(&["abs.twimg.com"]),
+        policy,
+        pages_and_big_file(),
+    )
+    .await;
+    let decoy = Target::https(
+        ip(decoy_at),
+        0,
+        lab.ca.server_config(&["decoy.example"]),
+        serve_all(),
+        pages_and_big_file(),
+    )
+    .await;
+    let mut config = lab.probe().await.config().clone();
+    config.large_resources = vec![
+        format!("https://abs.twimg.com:{}/big.js", target.port())
+            .parse()
+            .unwrap(),
+    ];
+    config.decoy_url = Some(
+        format!("https://decoy.example:{}/big.js", decoy.port())
+            .parse()
+            .unwrap(),
+    );
+    config.throughput_max_duration = Duration::from_secs(2);
+    let probe = Probe::new(config, Arc::new(Analyzer::with_builtin_fingerprints()));
+    let o = probe
+        .measure(&format!("https://abs.twimg.com:{}/", target.port()))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&o.measurement).unwrap();
+    let reread = censorwatch_model::Measurement::from_slice(text.as_bytes()).unwrap();
+    assert_eq!(
+        Analyzer::with_builtin_fingerprints().verdict(&reread).unwrap(),
+        o.verdict
+    );
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_ooni_conventions(&doc);
+    (o, doc["test_keys"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_throttled_to_150_kbits_is_throttled() {
+    let throttle: Policy = Arc::new(|peer, sni| {
+        if from_probe(peer) && sni == Some("abs.twimg.com") {
+            Action::Throttle(TWITTER_2021_BYTES_PER_SECOND)
+        } else {
+            Action::Serve
+        }
+    });
+    let (o, k) = throughput_case("127.0.0.40", "127.0.0.41", throttle).await;
+    assert_eq!(
+        status_method(&o),
+        (Status::Blocked, Some(Method::Throttled)),
+        "{:?}",
+        o.verdict
+    );
+    assert!(o.verdict.confidence >= 0.9, "{:?}", o.verdict);
+    let target = &k["x_throughput_target"];
+    assert_eq!(target["stopped"], "time_limit", "{target}");
+    assert_eq!(target["status_code"], 200);
+    assert_eq!(target["failure"], serde_json::Value::Null);
+    // About 2 s at 150 kbit/s after a 16 KiB burst: far less than the 2 MiB file.
+    let bytes = target["bytes"].as_u64().unwrap();
+    assert!((20_000..120_000).contains(&bytes), "{target}");
+    let samples = target["samples"].as_array().unwrap();
+    assert!(samples.len() >= 10, "a sample every 100 ms: {samples:?}");
+    let decoy = &k["x_throughput_decoy"];
+    assert_eq!(decoy["stopped"], "complete", "{decoy}");
+    assert_eq!(decoy["bytes"], 2 << 20);
+    assert!(k["x_throughput_reference"]["bytes_per_second"].as_f64().unwrap() > 1e6);
+    assert!(o.verdict.reasons[0].contains("kbit/s"), "{:?}", o.verdict.reasons);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unthrottled_target_is_not_throttled() {
+    let (o, k) = throughput_case("127.0.0.42", "127.0.0.43", serve_all()).await;
+    assert_eq!(status_method(&o), (Status::Ok, None), "{:?}", o.verdict);
+    let target = &k["x_throughput_target"];
+    assert_eq!(target["stopped"], "complete", "{target}");
+    assert_eq!(target["bytes"], 2 << 20);
+    assert!(
+        o.verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("Throughput was not judged") || r.contains("no sign of throttling")),
+        "{:?}",
+        o.verdict.reasons
+    );
+}

@@ -19,6 +19,7 @@ pub mod measure;
 pub mod quic;
 pub mod targets;
 pub mod th;
+pub mod throughput;
 pub mod tls;
 pub mod trace;
 

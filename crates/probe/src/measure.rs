@@ -18,6 +18,7 @@ use crate::failure::classify_io;
 use crate::http::{self, FetchSpec, MAX_REDIRECTS};
 use crate::quic::{self, QuicMode, QuicSpec};
 use crate::th::{self, ControlClient};
+use crate::throughput::{self, Transfer};
 use crate::tls::{self, HandshakeSpec, TlsSettings};
 use crate::trace::{Trace, Traced};
 use censorwatch_model::failure::FailureKind;
@@ -101,6 +102,18 @@ pub struct ProbeConfig {
     pub throughput_reference: Option<crate::th::Throughput>,
     /// When QUIC (HTTP/3) handshakes are tried (see [`crate::quic`]); they use `tls_timeout`.
     pub quic: QuicMode,
+    /// Large static resources for throughput tests: a measured URL whose host is one of theirs,
+    /// and whose page loaded, gets that resource transferred and timed (`x_throughput_target`),
+    /// then the decoy's and the control's (see [`crate::throughput`]). Default:
+    /// [`crate::targets::LARGE_RESOURCES`].
+    pub large_resources: Vec<Url>,
+    /// The decoy of throughput tests: an innocuous host serving a similarly large resource over
+    /// the same access network (`x_throughput_decoy`). Without it only the control is a reference.
+    pub decoy_url: Option<Url>,
+    /// Byte limit of each throughput transfer.
+    pub throughput_max_bytes: usize,
+    /// Time limit of each throughput transfer.
+    pub throughput_max_duration: Duration,
 }
 
 impl ProbeConfig {
@@ -121,6 +134,13 @@ impl ProbeConfig {
             refuse_bogons: false,
             throughput_reference: None,
             quic: QuicMode::default(),
+            large_resources: crate::targets::LARGE_RESOURCES
+                .iter()
+                .filter_map(|u| Url::parse(u).ok())
+                .collect(),
+            decoy_url: None,
+            throughput_max_bytes: throughput::DEFAULT_MAX_BYTES,
+            throughput_max_duration: throughput::DEFAULT_MAX_DURATION,
         }
     }
 }
@@ -366,6 +386,10 @@ impl Probe {
             None => Vec::new(),
         };
 
+        let throttling = match (&http_failure, self.large_resource_for(&url)) {
+            (None, Some(resource)) => Some(self.throughput_test(&url, resource, &depth0_ips).await),
+            _ => None,
+        };
         let throughput = final_transfer(&trace, obs.requests.last());
         let runtime = trace.start().elapsed();
         let mut keys = WebConnectivityTestKeys {
@@ -390,13 +414,25 @@ impl Probe {
         if let Some(t) = throughput {
             keys.extra.insert("x_throughput".into(), t);
         }
+        if let Some((target, decoy, reference)) = throttling {
+            keys.extra.insert("x_throughput_target".into(), json!(target));
+            if let Some(d) = decoy {
+                keys.extra.insert("x_throughput_decoy".into(), json!(d));
+            }
+            if let Some(r) = reference {
+                keys.extra.insert("x_throughput_reference".into(), r);
+            }
+        }
         if th_request.x_quic_enabled {
             keys.extra.insert(
                 "x_quic_handshakes".into(),
                 serde_json::to_value(&quic_handshakes).unwrap_or(Value::Null),
             );
         }
-        if let Some(r) = &self.config.throughput_reference {
+        if let (Some(r), false) = (
+            &self.config.throughput_reference,
+            keys.extra.contains_key("x_throughput_reference"),
+        ) {
             keys.extra.insert(
                 "x_throughput_reference".into(),
                 serde_json::to_value(r).unwrap_or(Value::Null),
@@ -719,6 +755,82 @@ impl Probe {
             return record;
         }
         quic::handshake(trace, &self.config.tls, &spec).await
+    }
+
+    /// The large resource to time for `url`'s host, if one is configured.
+    fn large_resource_for(&self, url: &Url) -> Option<&Url> {
+        let host = url.host_str()?;
+        self.config
+            .large_resources
+            .iter()
+            .find(|r| r.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host)))
+    }
+
+    /// The throughput test: the target's large resource over its own addresses, then (one after
+    /// the other, so they do not share the link) the decoy's, then the control's `/throughput`.
+    async fn throughput_test(
+        &self,
+        url: &Url,
+        resource: &Url,
+        depth0_ips: &[IpAddr],
+    ) -> (Transfer, Option<Transfer>, Option<Value>) {
+        let same_host = resource.host_str() == url.host_str();
+        let target = self.transfer(resource, same_host.then_some(depth0_ips)).await;
+        let decoy = match &self.config.decoy_url {
+            Some(d) => Some(self.transfer(d, None).await),
+            None => None,
+        };
+        let reference = match &self.config.control {
+            Some(c) => Some(match c.throughput_reference(self.config.throughput_max_bytes).await {
+                Ok(t) => serde_json::to_value(t).unwrap_or(Value::Null),
+                Err(f) => json!({ "failure": f }),
+            }),
+            None => self
+                .config
+                .throughput_reference
+                .map(|t| serde_json::to_value(t).unwrap_or(Value::Null)),
+        };
+        (target, decoy, reference)
+    }
+
+    /// One timed transfer of `url` (see [`crate::throughput`]) over `addrs` when given (the
+    /// target's own answers), else over a fresh lookup; the first address that connects is used.
+    pub async fn transfer(&self, url: &Url, addrs: Option<&[IpAddr]>) -> Transfer {
+        let trace = Trace::new();
+        let host = url
+            .host_str()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = url.port_or_known_default().unwrap_or(80);
+        let ips = match addrs {
+            Some(a) if !a.is_empty() => a.to_vec(),
+            _ => {
+                let lookup = dns::resolve(&trace, &self.config.dns, host, &[]).await;
+                if lookup.addrs.is_empty() {
+                    let f = lookup.failure.unwrap_or(Failure::DnsNoAnswer);
+                    return Transfer::failed(url, String::new(), f);
+                }
+                lookup.addrs
+            }
+        };
+        let limits = throughput::Limits {
+            max_bytes: self.config.throughput_max_bytes,
+            max_duration: self.config.throughput_max_duration,
+            head_timeout: self.config.http_timeout,
+        };
+        let mut last_failure = None;
+        for ip in ips.iter().take(self.config.max_addresses) {
+            let mut a = self.attempt(&trace, SocketAddr::new(*ip, port), url, 0, false).await;
+            if let Some((conn, addr, _)) = a.conn.take() {
+                return match conn {
+                    Conn::Plain(s) => throughput::get(s, url, endpoint(addr), limits).await,
+                    Conn::Tls(s, _) => throughput::get(*s, url, endpoint(addr), limits).await,
+                };
+            }
+            last_failure = a.failure;
+        }
+        Transfer::failed(url, String::new(), last_failure.unwrap_or(Failure::GenericTimeoutError))
     }
 
     /// A verified QUIC handshake (ALPN h3) with `addr` for the URL's host: `None` when it

@@ -217,6 +217,9 @@ pub enum Action {
     Close,
     /// Say nothing, forever (the client times out).
     Stall,
+    /// Serve, but send at most this many bytes per second (a token bucket on writes with a
+    /// 16 KiB burst): a throttling censor.
+    Throttle(u64),
 }
 
 /// Decides per client address and name (SNI for TLS, Host for HTTP).
@@ -306,7 +309,13 @@ impl Target {
                             let Ok(tls) = start.into_stream(config).await else {
                                 return;
                             };
-                            serve_http(tls, peer.ip(), None, &handler).await;
+                            serve_http(tls, peer.ip(), None, &handler, None).await;
+                        }
+                        Action::Throttle(rate) => {
+                            let Ok(tls) = start.into_stream(config).await else {
+                                return;
+                            };
+                            serve_http(tls, peer.ip(), None, &handler, Some(rate)).await;
                         }
                         Action::Reset => {
                             let _ = start.io.set_zero_linger();
@@ -334,7 +343,7 @@ impl Target {
                 };
                 let (policy, handler) = (policy.clone(), handler.clone());
                 conns.spawn(async move {
-                    serve_http(tcp, peer.ip(), Some(&policy), &handler).await;
+                    serve_http(tcp, peer.ip(), Some(&policy), &handler, None).await;
                 });
                 while conns.try_join_next().is_some() {}
             }
@@ -363,7 +372,7 @@ impl<S> Lingering for tokio_rustls::server::TlsStream<S> {
     fn reset(&self) {}
 }
 
-async fn serve_http<S>(mut stream: S, peer: IpAddr, policy: Option<&Policy>, handler: &Handler)
+async fn serve_http<S>(mut stream: S, peer: IpAddr, policy: Option<&Policy>, handler: &Handler, rate: Option<u64>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Lingering,
 {
@@ -388,9 +397,11 @@ where
         })
         .unwrap_or_default();
     let host_only = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_owned();
+    let mut rate = rate;
     if let Some(policy) = policy {
         match policy(peer, Some(&host_only)) {
             Action::Serve => {}
+            Action::Throttle(r) => rate = Some(r),
             Action::Reset => {
                 stream.reset();
                 return;
@@ -418,7 +429,12 @@ where
     if stream.write_all(out.as_bytes()).await.is_err() {
         return;
     }
-    for chunk in reply.body.chunks(64 * 1024) {
+    let mut bucket = rate.map(TokenBucket::new);
+    let chunk_len = if bucket.is_some() { 1024 } else { 64 * 1024 };
+    for chunk in reply.body.chunks(chunk_len) {
+        if let Some(b) = &mut bucket {
+            b.take(chunk.len()).await;
+        }
         if stream.write_all(chunk).await.is_err() {
             return;
         }
@@ -471,6 +487,40 @@ impl Drop for QuicTarget {
     fn drop(&mut self) {
         self.endpoint.close(0u32.into(), b"");
         self.task.abort();
+    }
+}
+
+/// Paces writes to `rate` bytes per second with a burst of [`TokenBucket::BURST`] bytes.
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl TokenBucket {
+    const BURST: f64 = 16.0 * 1024.0;
+
+    fn new(rate: u64) -> TokenBucket {
+        TokenBucket {
+            rate: rate.max(1) as f64,
+            tokens: Self::BURST,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Waits until `n` bytes may be sent, and spends them.
+    async fn take(&mut self, n: usize) {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + (now - self.last).as_secs_f64() * self.rate).min(Self::BURST);
+        self.last = now;
+        let need = n as f64 - self.tokens;
+        if need > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(need / self.rate)).await;
+            self.last = std::time::Instant::now();
+            self.tokens = 0.0;
+        } else {
+            self.tokens -= n as f64;
+        }
     }
 }
 

@@ -14,7 +14,8 @@
 //!
 //! Whenever the DNS answer is not the site's, the blame goes to DNS, as OONI does. Then QUIC
 //! ([`quic`]): a site that loads over TCP while its QUIC handshakes time out where the control's
-//! succeed is `quic.timeout`.
+//! succeed is `quic.timeout`. Last, throughput ([`throttle`]): a site that loads but whose large
+//! transfer is ≥ 10× slower than a decoy host's and the control's is `throttled`.
 
 mod facts;
 mod httpdiff;
@@ -22,6 +23,7 @@ mod ooni;
 mod quic;
 #[cfg(test)]
 mod tests;
+mod throttle;
 
 use crate::fingerprint::{Fingerprint, FingerprintDb, Scope};
 use censorwatch_model::failure::FailureKind;
@@ -33,7 +35,7 @@ pub(crate) fn verdict(m: &Measurement, keys: &WebConnectivityTestKeys, fingerpri
     let cc = m.probe_cc.as_deref().unwrap_or("");
     let facts = Facts::new(keys, m.input_str(), cc);
     let (ooni_blocking, accessible) = ooni::classify(&facts);
-    let mut v = quic::revise(&facts, decide(&facts, fingerprints));
+    let mut v = throttle::revise(&keys.extra, quic::revise(&facts, decide(&facts, fingerprints)));
     v.ooni_blocking = ooni_blocking;
     v.accessible = accessible;
     v
