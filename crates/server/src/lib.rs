@@ -54,6 +54,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod prepare;
 mod routes;
+mod web;
 
 pub use committer::CommitStats;
 pub use config::{RateLimit, ServerConfig};
