@@ -4,7 +4,8 @@
 //! pure and tested here; [`crate::Lab::apply`] loads it.
 //!
 //! Only traffic from the client side (`iifname cw-down`) is touched, and never traffic to the lab
-//! infrastructure (10.77.200.0/24: the control's path is uncensored). The DPI and DNS redirects
+//! infrastructure (10.77.200.0/24: the control's path is uncensored) — except by a blackout, which
+//! emulates a network gone dark. The DPI and DNS redirects
 //! are installed only when the censor has rules for them, so a flow nobody filters reaches its
 //! server with the client's own address (the geoblock scenario depends on it).
 
@@ -30,7 +31,7 @@ pub enum PacketRule {
     ResetTcp(Ipv4Addr),
     /// Drop UDP to this port (QUIC blocking when 443).
     DropUdpPort(u16),
-    /// Drop everything from the clients except to the lab infrastructure (a network gone dark).
+    /// Drop everything from the clients, the lab infrastructure included (a network gone dark).
     Blackout,
 }
 
@@ -85,7 +86,7 @@ impl Censor {
                 PacketRule::DropUdpPort(port) => {
                     format!("iifname \"{ROUTER_DOWN_IF}\" ip daddr != {INFRA} udp dport {port} drop")
                 }
-                PacketRule::Blackout => format!("iifname \"{ROUTER_DOWN_IF}\" ip daddr != {INFRA} drop"),
+                PacketRule::Blackout => format!("iifname \"{ROUTER_DOWN_IF}\" drop"),
             };
             s.push_str(&format!("    {line}\n"));
         }
@@ -142,7 +143,7 @@ mod tests {
         assert!(r.contains("iifname \"cw-down\" ip daddr 104.244.42.1 drop\n"));
         assert!(r.contains("ip daddr 104.244.42.1 meta l4proto tcp reject with tcp reset"));
         assert!(r.contains("ip daddr != 10.77.200.0/24 udp dport 443 drop"));
-        assert!(r.contains("iifname \"cw-down\" ip daddr != 10.77.200.0/24 drop"));
+        assert!(r.contains("    iifname \"cw-down\" drop\n"));
         assert_eq!(r.matches("iifname").count(), 4);
     }
 }

@@ -98,6 +98,9 @@ pub fn site(name: &str) -> Option<&'static Site> {
     SITES.iter().find(|s| s.name.eq_ignore_ascii_case(name))
 }
 
+/// The decoy host of throughput tests: an innocuous site with the same large resource.
+pub const DECOY: &str = "example.org";
+
 /// The path of every website's large static resource.
 pub const LARGE_PATH: &str = "/static/large.bin";
 /// Its size.

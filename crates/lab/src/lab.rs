@@ -259,6 +259,17 @@ impl Lab {
         config.tls_timeout = step;
         config.http_timeout = step.mul_f64(1.5);
         config.control = Some(self.control_client(tls));
+        // The throughput test: each website's large resource, the decoy's, the control's
+        // reference; 1 MiB or 2 s each, so that a throttled transfer is timed long enough to be
+        // judged and the suite stays short.
+        config.large_resources = SITES
+            .iter()
+            .filter(|s| s.role == Role::Web && s.name != hosts::DECOY)
+            .filter_map(|s| url::Url::parse(&format!("https://{}{}", s.name, hosts::LARGE_PATH)).ok())
+            .collect();
+        config.decoy_url = url::Url::parse(&format!("https://{}{}", hosts::DECOY, hosts::LARGE_PATH)).ok();
+        config.throughput_max_bytes = hosts::LARGE_BYTES;
+        config.throughput_max_duration = Duration::from_secs(2);
         config.network = self.isps.get(isp).map(|n| n.network.clone()).unwrap_or_default();
         Ok(config)
     }
@@ -275,6 +286,66 @@ impl Lab {
         outcome.map_err(|e| LabError::Namespace {
             namespace: nodes.client.namespace().to_owned(),
             reason: e.to_string(),
+        })
+    }
+
+    /// Measures every `(isp, url)` of `jobs` at once (each on its ISP's client), in order.
+    pub fn measure_many(&self, jobs: &[(usize, String)]) -> Result<Vec<Result<Outcome, LabError>>, LabError> {
+        let mut pending = Vec::new();
+        for (isp, url) in jobs {
+            let config = self.probe_config(*isp)?;
+            let nodes = self.isps.get(*isp).ok_or_else(|| LabError::Namespace {
+                namespace: self.plan.prefix.clone(),
+                reason: format!("the lab has no ISP {isp}"),
+            })?;
+            let probe = Probe::new(config, self.analyzer.clone());
+            let input = url.clone();
+            let task = nodes.client.spawn(async move { probe.measure(&input).await });
+            pending.push((nodes, task));
+        }
+        let mut out = Vec::new();
+        for (nodes, task) in pending {
+            let joined = nodes.client.block_on(task)?;
+            out.push(match joined {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(e)) => Err(LabError::Namespace {
+                    namespace: nodes.client.namespace().to_owned(),
+                    reason: e.to_string(),
+                }),
+                Err(e) => Err(LabError::Namespace {
+                    namespace: nodes.client.namespace().to_owned(),
+                    reason: format!("a measurement task failed: {e}"),
+                }),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs `future` in ISP `isp`'s client namespace and waits for it (sockets it opens are the
+    /// client's: for checks a probe does not make).
+    pub fn run_in_client<F>(&self, isp: usize, future: F) -> Result<F::Output, LabError>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let nodes = self.isps.get(isp).ok_or_else(|| LabError::Namespace {
+            namespace: self.plan.prefix.clone(),
+            reason: format!("the lab has no ISP {isp}"),
+        })?;
+        nodes.client.block_on(future)
+    }
+
+    /// Whether ISP `isp`'s client can open a TCP connection to `addr` within `timeout`.
+    pub fn reachable(&self, isp: usize, addr: SocketAddr, timeout: Duration) -> Result<bool, LabError> {
+        let nodes = self.isps.get(isp).ok_or_else(|| LabError::Namespace {
+            namespace: self.plan.prefix.clone(),
+            reason: format!("the lab has no ISP {isp}"),
+        })?;
+        nodes.client.block_on(async move {
+            matches!(
+                tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
+                Ok(Ok(_))
+            )
         })
     }
 

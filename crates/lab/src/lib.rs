@@ -7,7 +7,7 @@
 //! Layout: [`topology`] (the namespaces and addresses, pure), [`netns`] (commands, namespace
 //! threads, cleanup registry), [`hosts`] (the lab's internet), [`censor`] (a censor as data and its
 //! nftables ruleset), [`lab`] (a running lab), [`scenario`] (the catalogue, pure), [`suite`]
-//! (running and reporting).
+//! (running and reporting), [`replay`] (multi-ISP replays on a compressed clock, with ground truth).
 //!
 //! What it refuses to do: run outside a test or the `censorwatch lab` command, touch the host's
 //! own network namespace (everything it creates lives in `cw<pid>-…` namespaces), or leave anything
@@ -17,6 +17,7 @@ pub mod censor;
 pub mod hosts;
 pub mod lab;
 pub mod netns;
+pub mod replay;
 pub mod scenario;
 pub mod suite;
 pub mod topology;

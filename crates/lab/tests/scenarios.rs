@@ -58,6 +58,16 @@ fn assert_clean() {
     let links = std::process::Command::new("ip").args(["-o", "link"]).output().unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains("cw-"), "lab interfaces in the host namespace: {links}");
+    // Nor an nftables table (the lab's live inside the router namespaces).
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    let tables = String::from_utf8_lossy(&tables.stdout);
+    assert!(
+        !tables.contains(censorwatch_lab::censor::TABLE),
+        "lab nftables table in the host: {tables}"
+    );
 }
 
 fn check(name: &str) {
@@ -163,6 +173,92 @@ fn sni_throttle() {
     check("sni-throttle");
 }
 
+/// Bytes per second of `https://{host}/static/large.bin` read for `window` from the client.
+async fn tls_rate(ca: std::path::PathBuf, host: &'static str, window: std::time::Duration) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&ca).unwrap();
+    for cert in rustls_pemfile_certs(&pem) {
+        roots.add(cert).unwrap();
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let ip = censorwatch_lab::hosts::site(host).unwrap().ip;
+    let tcp = tokio::net::TcpStream::connect((ip, 443)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from(host).unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(format!("GET /static/large.bin HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    while start.elapsed() < window {
+        match tokio::time::timeout(window.saturating_sub(start.elapsed()), tls.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => total += n,
+        }
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The certificates of a PEM file (the lab CA).
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.unwrap())
+        .collect()
+}
+
+/// The lab's side of the throttling scenario: the DPI holds abs.twimg.com to about 150 kbit/s
+/// while the decoy (example.org) is fast over the same path.
+#[test]
+fn sni_throttle_holds_the_rate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    let scenario = scenario::find("sni-throttle").unwrap();
+    let (throttled, decoy) = {
+        let mut lab = Lab::new(
+            &[censorwatch_lab::IspLabel::new("Lab ISP", 64496, "PK")],
+            LabOptions::default(),
+        )
+        .expect("the lab builds");
+        lab.apply(0, &scenario.censor).unwrap();
+        let window = std::time::Duration::from_secs(2);
+        let ca = lab.ca_path().to_owned();
+        let throttled = lab
+            .run_in_client(0, tls_rate(ca.clone(), "abs.twimg.com", window))
+            .unwrap();
+        let decoy = lab.run_in_client(0, tls_rate(ca, "example.org", window)).unwrap();
+        lab.shutdown().unwrap();
+        (throttled, decoy)
+    };
+    assert_clean();
+    let limit = scenario::THROTTLE_BPS as f64 / 8.0;
+    // A token bucket lets a burst through first; over 2 s the rate stays within 2× the limit.
+    assert!(
+        throttled < 2.0 * limit,
+        "throttled flow ran at {throttled:.0} B/s (limit {limit:.0})"
+    );
+    assert!(
+        throttled > 0.3 * limit,
+        "throttled flow barely moved: {throttled:.0} B/s"
+    );
+    assert!(
+        decoy > 10.0 * throttled,
+        "decoy {decoy:.0} B/s vs throttled {throttled:.0} B/s"
+    );
+}
+
 #[test]
 fn intermittent() {
     check("intermittent");
@@ -176,4 +272,28 @@ fn website_down() {
 #[test]
 fn geoblock_captcha() {
     check("geoblock-captcha");
+}
+
+#[test]
+fn panic_mid_scenario_leaves_the_host_clean() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    let caught = std::panic::catch_unwind(|| {
+        let mut lab = Lab::new(
+            &[censorwatch_lab::IspLabel::new("Lab ISP", 64496, "PK")],
+            LabOptions::default(),
+        )
+        .expect("the lab builds");
+        lab.apply(0, &scenario::find("sni-reset").unwrap().censor)
+            .expect("the censor starts");
+        let prefix = netns::process_prefix();
+        let live = list_namespaces().into_iter().filter(|n| n.starts_with(&prefix)).count();
+        assert_eq!(live, 3, "client, router and internet namespaces exist mid-scenario");
+        assert!(!live_lab_threads().is_empty());
+        panic!("a scenario failing mid-way");
+    });
+    assert!(caught.is_err(), "the scenario panicked");
+    assert_clean();
 }
