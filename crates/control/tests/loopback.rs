@@ -322,6 +322,13 @@ async fn success_over_https_is_ok_and_fully_recorded() {
         Some(1 | 2 | 4 | 8)
     );
     assert_eq!(k.control_failure, None);
+    // OONI's comparison keys, computed as ooniprobe does.
+    assert_eq!(k.dns_consistency.as_deref(), Some("consistent"));
+    assert_eq!(k.status_code_match, Some(true));
+    assert_eq!(k.body_length_match, Some(true));
+    assert_eq!(k.body_proportion.as_ref().and_then(|n| n.as_f64()), Some(1.0));
+    assert_eq!(k.headers_match, Some(true));
+    assert_eq!(k.title_match, Some(true));
     assert_eq!(k.accessible, Some(true));
     assert_eq!(serde_json::to_value(k.blocking).unwrap(), serde_json::json!(false));
     // Bytes over time of the final response, from the connection's cumulative-bytes events.
@@ -363,6 +370,14 @@ async fn nxdomain_from_the_probes_resolver_is_dns_blocking() {
         o.verdict
     );
     assert_eq!(failure_str(&k.dns_experiment_failure), Some("dns_nxdomain_error"));
+    assert_eq!(k.dns_consistency.as_deref(), Some("inconsistent"));
+    // No response: the HTTP comparison keys are null, as ooniprobe writes them.
+    let raw = serde_json::to_value(&o.measurement).unwrap();
+    for key in ["status_code_match", "body_length_match", "headers_match", "title_match"] {
+        assert_eq!(raw["test_keys"][key], serde_json::Value::Null, "{key}");
+        assert!(raw["test_keys"].get(key).is_some(), "{key} is written (as null)");
+    }
+    assert_eq!(raw["test_keys"]["body_proportion"], 0.0);
     assert!(k.queries.as_ref().unwrap().iter().all(|q| q.rcode == Some(3)));
     assert!(k.tcp_connect.as_ref().unwrap().is_empty());
     assert_eq!(serde_json::to_value(k.blocking).unwrap(), serde_json::json!("dns"));

@@ -471,7 +471,9 @@ impl Probe {
         })
     }
 
-    /// Judges, fills OONI's opinion keys from the verdict, scrubs the probe's address.
+    /// Judges, fills OONI's opinion keys from the verdict and its comparison keys
+    /// (`dns_consistency`, `body_length_match`, …) from `censorwatch-verdict`, scrubs the probe's
+    /// address.
     fn finish(&self, m: &mut Measurement, keys: &mut WebConnectivityTestKeys) -> Result<Verdict, String> {
         m.set_test_keys(&*keys)
             .map_err(|e| format!("cannot serialize the test keys: {e}"))?;
@@ -479,6 +481,26 @@ impl Probe {
             .analyzer
             .verdict(m)
             .map_err(|e| format!("the verdict engine could not read the measurement: {e}"))?;
+        // OONI's comparison keys, as ooniprobe writes them (null where not computed).
+        if let Ok(Some(c)) = self.analyzer.ooni_comparison(m) {
+            keys.dns_consistency = c.dns_consistency.map(str::to_owned);
+            keys.body_length_match = c.body_length_match;
+            keys.body_proportion = serde_json::Number::from_f64(c.body_proportion);
+            keys.status_code_match = c.status_code_match;
+            keys.headers_match = c.headers_match;
+            keys.title_match = c.title_match;
+            for (key, missing) in [
+                ("dns_consistency", c.dns_consistency.is_none()),
+                ("body_length_match", c.body_length_match.is_none()),
+                ("status_code_match", c.status_code_match.is_none()),
+                ("headers_match", c.headers_match.is_none()),
+                ("title_match", c.title_match.is_none()),
+            ] {
+                if missing {
+                    keys.extra.insert(key.into(), Value::Null);
+                }
+            }
+        }
         match verdict.ooni_blocking {
             Some(b) => keys.blocking = Some(b),
             None => {

@@ -16,6 +16,7 @@ mod web;
 
 use censorwatch_model::{Measurement, ParseError, Verdict};
 pub use fingerprint::{Fingerprint, FingerprintDb, FingerprintError, Location, PatternType, Scope};
+pub use web::OoniComparison;
 
 /// Decides verdicts. Holds the fingerprint database; cheap to share across threads.
 #[derive(Debug, Clone)]
@@ -37,6 +38,18 @@ impl Analyzer {
     /// The fingerprints in use.
     pub fn fingerprints(&self) -> &FingerprintDb {
         &self.fingerprints
+    }
+
+    /// OONI's comparison keys (`dns_consistency`, `body_length_match`, `body_proportion`,
+    /// `status_code_match`, `headers_match`, `title_match`) of a Web Connectivity measurement,
+    /// recomputed from its observations and control; `None` for other tests or without test keys.
+    pub fn ooni_comparison(&self, measurement: &Measurement) -> Result<Option<OoniComparison>, ParseError> {
+        if measurement.test_name() != "web_connectivity" {
+            return Ok(None);
+        }
+        Ok(measurement
+            .web_connectivity()?
+            .map(|keys| web::ooni_comparison(measurement, &keys)))
     }
 
     /// The verdict on one measurement. Tests censorwatch has no rules for get `inconclusive` with a

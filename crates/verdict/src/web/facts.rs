@@ -327,7 +327,7 @@ fn collect_lookups(keys: &WebConnectivityTestKeys) -> Vec<Lookup> {
     out
 }
 
-fn parse_endpoint(address: &str) -> Option<IpAddr> {
+pub(crate) fn parse_endpoint(address: &str) -> Option<IpAddr> {
     if let Ok(sa) = address.parse::<std::net::SocketAddr>() {
         return Some(sa.ip());
     }
@@ -475,7 +475,7 @@ fn input_lookups<'l>(lookups: &'l [Lookup], host: Option<&str>, system_only: boo
         .collect()
 }
 
-fn consistency(facts: &Facts<'_>, system_only: bool, use_tls: bool) -> Consistency {
+pub(crate) fn consistency(facts: &Facts<'_>, system_only: bool, use_tls: bool) -> Consistency {
     let Some(control) = facts.control else {
         return Consistency::Unknown;
     };

@@ -1,6 +1,10 @@
 //! Compares the probe's final HTTP response with the control's, the way OONI's Web Connectivity
-//! does (ts-017; probe-cli `webconnectivitylte/analysishttpdiff.go`): status code, body length
-//! proportion (> 0.7), uncommon response headers in common, and long title words in common.
+//! does (ts-017; probe-cli `internal/experiment/webconnectivity/httpanalysis.go`, which the LTE's
+//! `analysishttpdiff.go` ports): status code (not judged when only the control's is a 5xx), body
+//! length proportion (> 0.7; not judged for a truncated body), headers (the same header names, or
+//! at least one uncommon name in common), and titles (every word of 5+ bytes in both, so two
+//! pages without long title words match — ooniprobe 0.5's rule; v0.4 left it null without a
+//! title).
 
 use censorwatch_model::web_connectivity::{ControlHttpRequest, HttpResponse};
 
@@ -85,10 +89,8 @@ pub(crate) fn compare(response: &HttpResponse, control: &ControlHttpRequest) -> 
         out.headers_match = Some(uncommon_headers_intersect(response, control));
     }
     if code > 0 && control_code > 0 {
-        if let (Some(body), Some(control_title)) = (body.as_deref(), control.title.as_deref()) {
-            let title = extract_title(body);
-            out.title_match = Some(long_words_agree(&title.unwrap_or_default(), control_title));
-        }
+        let title = body.as_deref().and_then(extract_title).unwrap_or_default();
+        out.title_match = Some(long_words_agree(&title, control.title.as_deref().unwrap_or("")));
     }
     out
 }
@@ -97,33 +99,34 @@ fn is_common(name: &str) -> bool {
     COMMON_HEADERS.iter().any(|c| c.eq_ignore_ascii_case(name))
 }
 
+/// OONI's header rule: the same set of header names (case-insensitive) matches outright;
+/// otherwise at least one uncommon name must be in both.
 fn uncommon_headers_intersect(response: &HttpResponse, control: &ControlHttpRequest) -> bool {
-    let mut probe: Vec<String> = Vec::new();
+    let mut probe: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     if let Some(h) = &response.headers {
-        probe.extend(h.keys().filter(|k| !is_common(k)).map(|k| k.to_ascii_lowercase()));
+        probe.extend(h.keys().map(|k| k.to_ascii_lowercase()));
     } else if let Some(list) = &response.headers_list {
-        probe.extend(
-            list.iter()
-                .map(|(k, _)| k)
-                .filter(|k| !is_common(k))
-                .map(|k| k.to_ascii_lowercase()),
-        );
+        probe.extend(list.iter().map(|(k, _)| k.to_ascii_lowercase()));
     }
-    let Some(control_headers) = &control.headers else {
-        return false;
-    };
-    control_headers
-        .keys()
-        .filter(|k| !is_common(k))
-        .any(|k| probe.iter().any(|p| p.eq_ignore_ascii_case(k)))
+    let theirs: std::collections::BTreeSet<String> = control
+        .headers
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
+    if probe == theirs {
+        return true;
+    }
+    theirs.iter().any(|k| !is_common(k) && probe.contains(k))
 }
 
-/// OONI's title rule: words of 5+ characters must appear in both titles (case-insensitive).
+/// OONI's title rule: words (split on spaces) of 5+ bytes must appear in both titles
+/// (case-insensitive); Go's `len` counts bytes, so a 3-letter Cyrillic word counts as 6.
 fn long_words_agree(probe: &str, control: &str) -> bool {
-    const MIN_WORD_CHARS: usize = 5;
+    const MIN_WORD_BYTES: usize = 5;
     let words = |t: &str| -> Vec<String> {
-        t.split_whitespace()
-            .filter(|w| w.chars().count() >= MIN_WORD_CHARS)
+        t.split(' ')
+            .filter(|w| w.len() >= MIN_WORD_BYTES)
             .map(str::to_lowercase)
             .collect()
     };

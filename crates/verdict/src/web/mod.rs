@@ -41,6 +41,14 @@ pub(crate) fn verdict(m: &Measurement, keys: &WebConnectivityTestKeys, fingerpri
     v
 }
 
+pub use ooni::OoniComparison;
+
+/// OONI's comparison keys (`dns_consistency`, `body_length_match`, …) for one measurement.
+pub(crate) fn ooni_comparison(m: &Measurement, keys: &WebConnectivityTestKeys) -> OoniComparison {
+    let cc = m.probe_cc.as_deref().unwrap_or("");
+    ooni::comparison(&Facts::new(keys, m.input_str(), cc))
+}
+
 fn v(status: Status, method: Option<Method>, confidence: f64, reasons: Vec<String>) -> Verdict {
     Verdict {
         status,

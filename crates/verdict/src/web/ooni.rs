@@ -138,3 +138,73 @@ fn endpoint_outcome(
         },
     })
 }
+
+/// OONI's comparison keys of a Web Connectivity measurement — what OONI's probes write and its
+/// readers (Explorer, the pipeline) expect next to `blocking`/`accessible` — recomputed from the
+/// observations and the control.
+///
+/// Definitions (ts-017; probe-cli v0.4 `internal/experiment/webconnectivity/dnsanalysis.go` and
+/// `httpanalysis.go`): `dns_consistency` is `"consistent"` when the probe's answers share an
+/// address or an ASN with the control's, or both lookups failed; `"inconsistent"` otherwise; `null`
+/// without a control. The HTTP keys compare the final response (`requests[0]`) with the control's
+/// (see [`super::httpdiff`]); each is `null` where OONI's is, and `body_proportion` is `0` when
+/// not computed, as OONI writes it. Checked key by key against the 50 measurements ooniprobe
+/// 0.5.28 wrote in OONI's QA suite (`tests/ooni_keys.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OoniComparison {
+    /// `"consistent"`, `"inconsistent"`, or `None` (null).
+    pub dns_consistency: Option<&'static str>,
+    /// Body lengths within 70 % of each other.
+    pub body_length_match: Option<bool>,
+    /// The shorter body's length over the longer's; `0` when not computed.
+    pub body_proportion: f64,
+    /// Same status code.
+    pub status_code_match: Option<bool>,
+    /// Same header names, or an uncommon one in common.
+    pub headers_match: Option<bool>,
+    /// Long title words in common.
+    pub title_match: Option<bool>,
+}
+
+/// OONI's comparison keys for these facts.
+pub(crate) fn comparison(f: &Facts<'_>) -> OoniComparison {
+    // OONI judges the system resolver's answers; a probe that used only a resolver of the user's
+    // choosing is judged on those (same rules: address or ASN, no certificate check).
+    let consistency = match &f.classic_consistency {
+        Consistency::Unknown => super::facts::consistency(f, false, false),
+        c => c.clone(),
+    };
+    let mut out = OoniComparison {
+        dns_consistency: match consistency {
+            Consistency::Consistent(_) => Some("consistent"),
+            Consistency::Inconsistent(_) => Some("inconsistent"),
+            Consistency::Unknown => None,
+        },
+        ..Default::default()
+    };
+    let control = f.control.and_then(|c| c.response.http_request.as_ref());
+    // As ooniprobe 0.5 writes them: no HTTP comparison when the HTTP experiment failed (a redirect
+    // chain cut short leaves an earlier hop's 3xx in `requests[0]`), nor when the final response
+    // came from an address the probe's own resolver did not give (the LTE engine also fetches
+    // through the control's and DoH's answers, which says nothing about the probe's path).
+    let own_answers: Vec<std::net::IpAddr> = f
+        .lookups
+        .iter()
+        .filter(|l| l.engine != super::facts::Engine::Doh)
+        .flat_map(|l| l.addrs.iter().copied())
+        .collect();
+    let final_request = f.keys.final_request().filter(|r| {
+        let ip = r.address.as_deref().and_then(super::facts::parse_endpoint);
+        ip.is_none_or(|ip| own_answers.contains(&ip))
+    });
+    let response = final_request.and_then(|r| r.response.as_ref());
+    if let (None, Some(control), Some(response)) = (&f.keys.http_experiment_failure, control, response) {
+        let d = httpdiff::compare(response, control);
+        out.body_length_match = d.body_length_match;
+        out.body_proportion = d.body_proportion.unwrap_or(0.0);
+        out.status_code_match = d.status_code_match;
+        out.headers_match = d.headers_match;
+        out.title_match = d.title_match;
+    }
+    out
+}
