@@ -144,7 +144,13 @@ fn seed(path: &Path, rows: u64) -> Arc<dyn Store> {
     eprintln!("  stored in {:.1} s; computing events", started.elapsed().as_secs_f64());
     let done = censorwatch_server::detections::recompute(&store, &censorwatch_detect::Config::default(), end)
         .expect("compute events");
-    eprintln!("  {done:?} in {:.1} s total", started.elapsed().as_secs_f64());
+    eprintln!(
+        "  {} events, {} outages from {} observations; {:.1} s in all",
+        done.events.len(),
+        done.outages.len(),
+        done.observations,
+        started.elapsed().as_secs_f64()
+    );
     Arc::new(store)
 }
 
@@ -250,7 +256,9 @@ fn main() {
             "page", "median", "p95", "max", "bytes"
         );
         for page in &pages {
-            // The first request is reported apart: it fills the network-name cache.
+            // The first request is reported apart: it fills the caches (network names for the
+            // server's life; the country list and a country's domains for 60 s), which the
+            // timed requests then reuse.
             let t = Instant::now();
             let (status, _) = get(addr, page).await;
             let first = t.elapsed();

@@ -2,6 +2,7 @@
 //! blocking thread. The rules for what the numbers mean live in [`super::view`]; this module
 //! only asks and hands over.
 
+use super::cache::TtlCache;
 use super::pages::{CountryView, EventView, HomeView, MeasurementView, PlatformView, SearchView};
 use super::view::{self, Row, SearchTarget, Tally};
 use censorwatch_detect::{Event, Outage, platform};
@@ -10,9 +11,18 @@ use censorwatch_store::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// How far back from a country's newest measurement its grid and platform timelines look.
 pub(crate) const SPAN: i64 = 14 * 86_400;
+
+/// How far back from a country's newest measurement its status grid looks for each cell's
+/// latest measurements: a cell not measured in that span shows "Not measured".
+pub(crate) const GRID_SPAN: i64 = 2 * 86_400;
+
+/// How long the list of countries with data, and each country's measured domains, are reused
+/// (each is a scan: of every measurement, of a country's).
+const LIST_TTL: Duration = Duration::from_secs(60);
 
 /// Most events a page lists.
 const EVENT_LIMIT: u32 = 50;
@@ -80,6 +90,23 @@ impl NetworkNames {
     }
 }
 
+/// What the pages reuse between requests.
+pub(crate) struct Caches {
+    pub(crate) names: NetworkNames,
+    countries: TtlCache<(), Vec<(String, u64)>>,
+    domains: TtlCache<String, BTreeMap<String, Vec<String>>>,
+}
+
+impl Default for Caches {
+    fn default() -> Caches {
+        Caches {
+            names: NetworkNames::default(),
+            countries: TtlCache::new(LIST_TTL),
+            domains: TtlCache::new(LIST_TTL),
+        }
+    }
+}
+
 fn row_of(r: AggregateRow) -> Row {
     Row {
         time: r.time,
@@ -129,19 +156,22 @@ fn outages(store: &dyn Store, cc: &str) -> Result<Vec<Outage>, PageError> {
 }
 
 /// The home page: countries by measurements, open events.
-pub(crate) fn home(store: &dyn Store) -> Result<HomeView, PageError> {
-    let mut countries: Vec<(String, u64)> = aggregate(
-        store,
-        AggregateQuery {
-            axes: vec![AggregateAxis::Cc],
-            ..AggregateQuery::default()
-        },
-    )?
-    .into_iter()
-    .filter_map(|r| Some((r.cc?, r.tally.measurements)))
-    .filter(|(_, n)| *n > 0)
-    .collect();
-    countries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+pub(crate) fn home(store: &dyn Store, caches: &Caches) -> Result<HomeView, PageError> {
+    let countries = caches.countries.get_or_try(&(), Instant::now(), || {
+        let mut countries: Vec<(String, u64)> = aggregate(
+            store,
+            AggregateQuery {
+                axes: vec![AggregateAxis::Cc],
+                ..AggregateQuery::default()
+            },
+        )?
+        .into_iter()
+        .filter_map(|r| Some((r.cc?, r.tally.measurements)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+        countries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok::<_, StoreError>(countries)
+    })?;
     let open_events = events(
         store,
         DetectionQuery {
@@ -164,8 +194,19 @@ fn newest(store: &dyn Store, cc: &str) -> Result<Option<i64>, StoreError> {
 }
 
 /// The domains measured in `cc` since `since`, grouped by platform label (`x.com` →
-/// `[pbs.twimg.com, x.com, …]`).
-fn platforms_of(store: &dyn Store, cc: &str, since: i64) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+/// `[pbs.twimg.com, x.com, …]`); reused for [`LIST_TTL`].
+fn platforms_of(
+    store: &dyn Store,
+    caches: &Caches,
+    cc: &str,
+    since: i64,
+) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+    caches
+        .domains
+        .get_or_try(&cc.to_owned(), Instant::now(), || domains_by_platform(store, cc, since))
+}
+
+fn domains_by_platform(store: &dyn Store, cc: &str, since: i64) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
     let rows = aggregate(
         store,
         AggregateQuery {
@@ -207,12 +248,11 @@ fn timeline(
 }
 
 /// The country page.
-pub(crate) fn country(store: &dyn Store, names: &NetworkNames, cc: &str) -> Result<CountryView, PageError> {
+pub(crate) fn country(store: &dyn Store, caches: &Caches, cc: &str) -> Result<CountryView, PageError> {
     let mut grid_rows = Vec::new();
     if let Some(newest) = newest(store, cc)? {
-        let since = newest - SPAN;
-        for (label, domains) in platforms_of(store, cc, since)? {
-            for mut r in timeline(store, cc, &domains, since, None)? {
+        for (label, domains) in platforms_of(store, caches, cc, newest - SPAN)? {
+            for mut r in timeline(store, cc, &domains, newest - GRID_SPAN, None)? {
                 r.domain = Some(label.clone());
                 grid_rows.push(r);
             }
@@ -230,7 +270,7 @@ pub(crate) fn country(store: &dyn Store, names: &NetworkNames, cc: &str) -> Resu
     let outages = outages(store, cc)?;
     let mut asns: BTreeSet<u32> = grid.asns.iter().copied().collect();
     asns.extend(outages.iter().flat_map(|o| o.asns.iter().map(|a| a.asn)));
-    let names = names.of(store, cc, asns)?;
+    let names = caches.names.of(store, cc, asns)?;
     Ok(CountryView {
         cc: cc.to_owned(),
         grid,
@@ -244,7 +284,7 @@ pub(crate) fn country(store: &dyn Store, names: &NetworkNames, cc: &str) -> Resu
 /// else the [`SPAN`] before the country's newest measurement.
 pub(crate) fn platform(
     store: &dyn Store,
-    names: &NetworkNames,
+    caches: &Caches,
     cc: &str,
     label: &str,
     window: (Option<i64>, Option<i64>),
@@ -259,7 +299,9 @@ pub(crate) fn platform(
     let mut rows = Vec::new();
     let mut methods = Vec::new();
     if let Some(since) = since {
-        domains = platforms_of(store, cc, since)?.remove(label).unwrap_or_default();
+        domains = platforms_of(store, caches, cc, since)?
+            .remove(label)
+            .unwrap_or_default();
         if !domains.is_empty() {
             rows = timeline(store, cc, &domains, since, until)?;
             let method_rows = aggregate(
@@ -293,7 +335,7 @@ pub(crate) fn platform(
             ..DetectionQuery::all(DetectionKind::Event)
         },
     )?;
-    let names = names.of(store, cc, per_asn.keys().copied())?;
+    let names = caches.names.of(store, cc, per_asn.keys().copied())?;
     Ok(PlatformView {
         cc: cc.to_owned(),
         label: label.to_owned(),
@@ -310,7 +352,7 @@ pub(crate) fn platform(
 const EVENT_MEASUREMENTS: u32 = 20;
 
 /// The event page.
-pub(crate) fn event(store: &dyn Store, names: &NetworkNames, id: &str) -> Result<EventView, PageError> {
+pub(crate) fn event(store: &dyn Store, caches: &Caches, id: &str) -> Result<EventView, PageError> {
     let stored = store
         .detection(DetectionKind::Event, id)?
         .ok_or_else(|| PageError::NotFound(format!("There is no event with id “{id}”. Event ids change when late measurements move an event's start; look the event up from its country's page.")))?;
@@ -336,7 +378,7 @@ pub(crate) fn event(store: &dyn Store, names: &NetworkNames, id: &str) -> Result
     .iter()
     .filter(|r| r.tally.measurements > 0)
     .count();
-    let names = names.of(store, &cc, event.asns.iter().map(|a| a.asn))?;
+    let names = caches.names.of(store, &cc, event.asns.iter().map(|a| a.asn))?;
     let summary = view::event_summary(&event, measured, &|asn| names.get(&asn).cloned().unwrap_or_default());
     let mut measurements = Vec::new();
     for d in event.domains.iter().take(3) {

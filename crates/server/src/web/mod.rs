@@ -14,6 +14,7 @@
 //! parsing, probe-versus-control comparison), [`data`] the store queries each page runs,
 //! [`pages`] the maud templates and [`chart`] the heatmap SVG. Unknown ids get an HTML 404.
 
+mod cache;
 mod chart;
 mod data;
 mod pages;
@@ -27,7 +28,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use censorwatch_store::Store;
-use data::{NetworkNames, PageError};
+use data::{Caches, PageError};
 use maud::Markup;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,14 +37,14 @@ use std::sync::Arc;
 #[derive(Clone)]
 struct WebState {
     app: AppState,
-    names: Arc<NetworkNames>,
+    caches: Arc<Caches>,
 }
 
 /// The dashboard's routes, to merge into the server's router.
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     let web = WebState {
         app: state.clone(),
-        names: Arc::new(NetworkNames::default()),
+        caches: Arc::new(Caches::default()),
     };
     Router::new()
         .route("/", get(home))
@@ -96,12 +97,12 @@ impl WebState {
     /// Builds a page on a blocking thread (store calls block).
     async fn page<T: Send + 'static>(
         &self,
-        build: impl FnOnce(&dyn Store, &NetworkNames) -> Result<T, PageError> + Send + 'static,
+        build: impl FnOnce(&dyn Store, &Caches) -> Result<T, PageError> + Send + 'static,
         render: impl FnOnce(&T) -> Markup,
     ) -> Response {
         let store = Arc::clone(self.app.store());
-        let names = Arc::clone(&self.names);
-        match tokio::task::spawn_blocking(move || build(store.as_ref(), &names)).await {
+        let caches = Arc::clone(&self.caches);
+        match tokio::task::spawn_blocking(move || build(store.as_ref(), &caches)).await {
             Ok(Ok(view)) => html(StatusCode::OK, render(&view)),
             Ok(Err(e)) => error_page(e),
             Err(e) => error_page(PageError::Corrupt(format!("building the page failed: {e}"))),
@@ -121,7 +122,7 @@ fn bad_cc(cc: &str) -> Response {
 }
 
 async fn home(State(web): State<WebState>) -> Response {
-    web.page(|store, _| data::home(store), pages::home).await
+    web.page(data::home, pages::home).await
 }
 
 async fn country(State(web): State<WebState>, path: Result<Path<String>, PathRejection>) -> Response {
@@ -134,8 +135,11 @@ async fn country(State(web): State<WebState>, path: Result<Path<String>, PathRej
     if canon != cc {
         return Redirect::permanent(&format!("/country/{canon}")).into_response();
     }
-    web.page(move |store, names| data::country(store, names, &canon), pages::country)
-        .await
+    web.page(
+        move |store, caches| data::country(store, caches, &canon),
+        pages::country,
+    )
+    .await
 }
 
 async fn platform(
@@ -209,7 +213,7 @@ async fn platform(
         return Redirect::permanent(&to).into_response();
     }
     web.page(
-        move |store, names| data::platform(store, names, &canon, &label, window),
+        move |store, caches| data::platform(store, caches, &canon, &label, window),
         pages::platform,
     )
     .await
@@ -219,7 +223,7 @@ async fn event(State(web): State<WebState>, path: Result<Path<String>, PathRejec
     let Ok(Path(id)) = path else {
         return not_found("This address names no event.");
     };
-    web.page(move |store, names| data::event(store, names, &id), pages::event)
+    web.page(move |store, caches| data::event(store, caches, &id), pages::event)
         .await
 }
 
