@@ -11,6 +11,7 @@ pub mod events;
 pub mod evidence;
 pub mod ingest;
 pub mod input;
+pub mod lab;
 pub mod probe;
 pub mod serve;
 pub mod simulate;

@@ -58,6 +58,10 @@ enum Command {
     /// Recompute the blocking events and outages over the stored measurements, store them, and
     /// print the events (--cc, --domain, --since filter): a table, or --json one object per event.
     Events(censorwatch::events::EventsArgs),
+    /// The censorship lab (needs root): `list` the scenarios, or `run NAME|all [--json]` them in
+    /// network namespaces with an emulated censor, checking each verdict; a confusion table, or
+    /// with --json one {"scenario", "expected", "verdict", "pass"} object per scenario.
+    Lab(censorwatch::lab::LabArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +135,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evidence(args) => censorwatch::evidence::run(args, &mut io::stdout().lock(), &mut io::stderr()),
         Command::Simulate(args) => censorwatch::simulate::run(&args, &mut io::stdout().lock(), &mut io::stderr()),
         Command::Events(args) => censorwatch::events::run(&args, &mut io::stdout().lock(), &mut io::stderr()),
+        Command::Lab(args) => censorwatch::lab::run(args, &mut io::stdout(), &mut io::stderr()),
     }
 }
 
