@@ -148,27 +148,29 @@ fn without_root_run_says_why_and_exits_2() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
         return;
     }
-    // As root: drop to nobody for the child (setpriv, util-linux).
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "lab",
-            "run",
-            "clean",
-        ])
-        .output()
-        .expect("setpriv runs (util-linux)");
+    // As root: drop to nobody for the child (setpriv, util-linux). The build directory may not be
+    // reachable for nobody (a 0700 parent), so the binary runs from a copy in a 0755 directory.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("censorwatch");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("setpriv runs (util-linux)")
+    };
+    let out = nobody(&["lab", "run", "clean"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("the lab needs root"), "{stderr}");
     // `list` is pure and works for anyone.
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "lab", "list"])
-        .output()
-        .unwrap();
+    let out = nobody(&["lab", "list"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("sni-reset"));
 }
