@@ -36,6 +36,18 @@ pub struct ServerConfig {
     /// stored since and written to the store (and once more at shutdown); `None` turns detection
     /// off. Default 5 s.
     pub detection_interval: Option<Duration>,
+    /// The bearer token the admin endpoints (`/api/v1/admin/…`) require; `None` disables them
+    /// (they answer 403). See [`crate::auth`].
+    pub admin_token: Option<String>,
+    /// Webhooks configured at start (`[[webhook]]` in the `--config` file), besides those added
+    /// through the admin endpoints. See [`crate::alerts`].
+    pub webhooks: Vec<crate::alerts::WebhookConfig>,
+    /// How often stored events are compared with the last ones seen, to send webhooks. Default
+    /// 5 s.
+    pub alert_interval: Duration,
+    /// The first retry delay of a failed webhook delivery (doubling after each failure, capped at
+    /// an hour). Default 30 s.
+    pub webhook_retry_base: Duration,
 }
 
 pub use censorwatch_ratelimit::RateLimit;
@@ -62,6 +74,10 @@ impl Default for ServerConfig {
             data_dir: None,
             checkpoint_interval: Duration::from_secs(3600),
             detection_interval: Some(Duration::from_secs(5)),
+            admin_token: None,
+            webhooks: Vec::new(),
+            alert_interval: Duration::from_secs(5),
+            webhook_retry_base: Duration::from_secs(30),
         }
     }
 }

@@ -30,6 +30,9 @@
 //! | `GET /api/v1/outages` | outages (`cc asn since until open limit format=csv`), latest first |
 //! | `GET /api/openapi.json` | the OpenAPI 3 description of every endpoint |
 //! | `GET /metrics` | Prometheus metrics ([`metrics`]) |
+//! | `GET /api/v1/feeds/events.atom` | Atom feed of events opened, changed, closed (`cc platform`) |
+//! | `GET /api/v1/watches[/{id}]` | deadline watches with their per-network report |
+//! | `/api/v1/admin/webhooks[/{id}]`, `/api/v1/admin/watches[/{id}]` | admin (bearer token, [`auth`]): webhooks and watches |
 //! | `GET /health` | `{"status":"ok"}` |
 //!
 //! Every error is `{"error": "…"}` with a 4xx (the client's mistake) or 5xx (ours; 503 means
@@ -42,7 +45,9 @@
 //! [`ServerConfig::checkpoint_interval`] (and on shutdown) reconciles again and writes a signed
 //! checkpoint to `DATA/checkpoints/`.
 
+pub mod alerts;
 mod api_routes;
+pub mod auth;
 pub mod committer;
 pub mod config;
 pub mod detections;
@@ -88,6 +93,8 @@ struct Inner {
     ledger: Option<Arc<Mutex<Ledger>>>,
     detections: Mutex<Option<detections::DetectionWorker>>,
     http_metrics: metrics::HttpMetrics,
+    alerts: Arc<alerts::Alerts>,
+    alert_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl AppState {
@@ -122,6 +129,23 @@ impl AppState {
             ledger.clone(),
             worker.as_ref().map(detections::DetectionWorker::feed),
         );
+        let alerts = Arc::new(
+            alerts::Alerts::open(config.data_dir.as_deref(), &config.webhooks, config.webhook_retry_base)
+                .unwrap_or_else(|e| {
+                    eprintln!(
+                        "censorwatch: cannot read the alert state under the data directory ({e}); webhooks and \
+                         watches are kept in memory until it is fixed"
+                    );
+                    alerts::Alerts::open(None, &config.webhooks, config.webhook_retry_base)
+                        .expect("memory-only alert state")
+                }),
+        );
+        let alert_task = tokio::spawn(alerts::run(
+            Arc::clone(&alerts),
+            Arc::clone(&store),
+            config.alert_interval,
+            config.webhook_retry_base.min(std::time::Duration::from_secs(1)),
+        ));
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -133,6 +157,8 @@ impl AppState {
                 ledger,
                 detections: Mutex::new(worker),
                 http_metrics: metrics::HttpMetrics::default(),
+                alerts,
+                alert_task: Mutex::new(Some(alert_task)),
             }),
         }
     }
@@ -176,6 +202,11 @@ impl AppState {
         &self.inner.stats
     }
 
+    /// Webhooks, watches and the delivery queue.
+    pub fn alerts(&self) -> &Arc<alerts::Alerts> {
+        &self.inner.alerts
+    }
+
     /// Answered HTTP requests by route, method and status (for `/metrics`).
     pub fn http_metrics(&self) -> &metrics::HttpMetrics {
         &self.inner.http_metrics
@@ -185,6 +216,9 @@ impl AppState {
     /// writes the final events and outages and stops the detection worker.
     pub async fn close(&self) {
         self.inner.committer.close().await;
+        if let Some(task) = self.inner.alert_task.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
         let worker = self.inner.detections.lock().ok().and_then(|mut w| w.take());
         if let Some(worker) = worker {
             let _ = tokio::task::spawn_blocking(move || worker.close()).await;

@@ -63,6 +63,8 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/v1/evidence", get(crate::evidence_routes::query_evidence))
         .merge(crate::api_routes::routes())
+        .merge(crate::alerts::routes::public_routes())
+        .merge(crate::alerts::routes::admin_routes(&state))
         .merge(crate::web::router(&state))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .route("/health", get(health))

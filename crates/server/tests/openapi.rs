@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const ROUTE_SOURCES: &[(&str, &str)] = &[
     ("routes.rs", include_str!("../src/routes.rs")),
     ("api_routes.rs", include_str!("../src/api_routes.rs")),
+    ("alerts/routes.rs", include_str!("../src/alerts/routes.rs")),
 ];
 
 /// (path, methods) of every `.route("PATH", get(…).post(…))` in `source`.

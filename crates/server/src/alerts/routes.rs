@@ -1,0 +1,404 @@
+//! The alert endpoints.
+//!
+//! Public, read-only (rate-limited with the rest):
+//! - `GET /api/v1/feeds/events.atom?cc&platform`: the Atom feed ([`super::feed`]);
+//! - `GET /api/v1/watches` and `GET /api/v1/watches/{id}`: each watch with its report
+//!   ([`super::watch`]).
+//!
+//! Admin, behind `Authorization: Bearer <token>` ([`crate::auth`]):
+//! - `POST /api/v1/admin/webhooks` `{url, secret, cc?, platform?}` → 201 `{id, url, cc, platform, source}`;
+//!   `GET /api/v1/admin/webhooks` (secrets never shown); `DELETE /api/v1/admin/webhooks/{id}`;
+//! - `POST /api/v1/admin/watches` `{cc, platform | domain, deadline, label, window_hours?}` → 201 the watch;
+//!   `DELETE /api/v1/admin/watches/{id}`.
+
+use super::watch::{self, AsnCounts, Watch};
+use super::{Alerts, WebhookConfig};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::routes::{parse_time, unique_params};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use censorwatch_detect::Event;
+use censorwatch_store::{AggregateAxis, AggregateQuery, DetectionKind, DetectionQuery};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// The public alert routes.
+pub(crate) fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/feeds/events.atom", get(events_feed))
+        .route("/api/v1/watches", get(list_watches))
+        .route("/api/v1/watches/{id}", get(get_watch))
+}
+
+/// The admin routes, behind the bearer token.
+pub(crate) fn admin_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/webhooks", get(list_webhooks).post(add_webhook))
+        .route("/api/v1/admin/webhooks/{id}", delete(remove_webhook))
+        .route("/api/v1/admin/watches", get(list_watches).post(add_watch))
+        .route("/api/v1/admin/watches/{id}", delete(remove_watch))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_admin,
+        ))
+}
+
+fn alerts(state: &AppState) -> &std::sync::Arc<Alerts> {
+    state.alerts()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not a valid {what}: {e}")))
+}
+
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request(format!("bad id in the URL: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The feed.
+
+async fn events_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(format!("the query string is malformed: {e}")))?;
+    let mut cc = None;
+    let mut platform = None;
+    for (key, value) in unique_params(params)? {
+        match key.as_str() {
+            "cc" => {
+                let c = value.to_ascii_uppercase();
+                crate::prepare::validate_cc(&c)
+                    .map_err(|_| ApiError::bad_request(format!("cc={value:?} is not a two-letter country code")))?;
+                cc = Some(c);
+            }
+            "platform" | "domain" => {
+                if value.is_empty() {
+                    return Err(ApiError::bad_request("platform is empty; give x.com, twitter, …"));
+                }
+                platform = Some(censorwatch_detect::platform_of(&value.to_ascii_lowercase()).into_owned());
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter {other:?}; the parameters are cc and platform"
+                )));
+            }
+        }
+    }
+    let query = DetectionQuery {
+        cc: cc.clone(),
+        domain: platform.clone(),
+        platform: platform.clone(),
+        limit: 200,
+        ..DetectionQuery::all(DetectionKind::Event)
+    };
+    let store = state.store().clone();
+    let rows = tokio::task::spawn_blocking(move || store.detections(&query))
+        .await
+        .map_err(|e| ApiError::internal(format!("the query failed: {e}")))?
+        .map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))?;
+    let mut events = Vec::with_capacity(rows.len());
+    for d in &rows {
+        let event: Event = serde_json::from_str(&d.body)
+            .map_err(|e| ApiError::internal(format!("stored event {} does not parse: {e}", d.id)))?;
+        events.push(super::feed::FeedEvent {
+            event,
+            updated: d.updated,
+        });
+    }
+    // Links use the address the client used (the Host header), which only it can know.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .unwrap_or("localhost");
+    let base = format!("http://{host}");
+    let mut self_url = format!("{base}/api/v1/feeds/events.atom");
+    let mut filters = Vec::new();
+    if let Some(c) = &cc {
+        filters.push(format!("cc={c}"));
+    }
+    if let Some(p) = &platform {
+        filters.push(format!("platform={p}"));
+    }
+    if !filters.is_empty() {
+        self_url.push('?');
+        self_url.push_str(&filters.join("&"));
+    }
+    let title = format!(
+        "censorwatch: blocking events in {} for {}",
+        cc.as_deref().unwrap_or("every country"),
+        platform.as_deref().unwrap_or("every platform")
+    );
+    let entries = super::feed::entries(&events, &base);
+    let xml = super::feed::render(
+        &entries,
+        &super::feed::feed_id(cc.as_deref(), platform.as_deref()),
+        &self_url,
+        &title,
+        crate::detections::unix_now(),
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/atom+xml; charset=utf-8"),
+        )],
+        xml,
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watches.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWatch {
+    cc: String,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+    deadline: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    window_hours: Option<u32>,
+}
+
+/// Validates a `POST /api/v1/admin/watches` body into a watch created at `now`.
+fn new_watch(body: NewWatch, now: i64) -> Result<Watch, ApiError> {
+    let cc = body.cc.trim().to_ascii_uppercase();
+    crate::prepare::validate_cc(&cc)
+        .map_err(|_| ApiError::bad_request(format!("cc {:?} is not a two-letter country code", body.cc)))?;
+    let clean = |s: Option<String>| s.map(|v| v.trim().to_ascii_lowercase()).filter(|v| !v.is_empty());
+    let (platform, domain) = match (clean(body.platform), clean(body.domain)) {
+        (Some(p), None) => (Some(censorwatch_detect::platform_of(&p).into_owned()), None),
+        (None, Some(d)) => (None, Some(d)),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of platform (x.com, twitter, …) or domain",
+            ));
+        }
+    };
+    let deadline = parse_time(&body.deadline, true).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "deadline {:?} is not an ISO 8601 date or date-time (a bare date means the end of that day, UTC)",
+            body.deadline
+        ))
+    })?;
+    let window_hours = body.window_hours.unwrap_or(24);
+    if !(1..=24 * 14).contains(&window_hours) {
+        return Err(ApiError::bad_request("window_hours must be 1 to 336 (two weeks)"));
+    }
+    if body.label.len() > 500 {
+        return Err(ApiError::bad_request("label is longer than 500 bytes"));
+    }
+    Ok(Watch {
+        id: super::new_id("w-"),
+        cc,
+        platform,
+        domain,
+        deadline,
+        window_seconds: i64::from(window_hours) * 3600,
+        label: body.label.trim().to_owned(),
+        created: now,
+    })
+}
+
+/// The per-network counts a watch's report is judged from, read from the store.
+fn watch_counts(store: &dyn censorwatch_store::Store, w: &Watch, now: i64) -> Result<Vec<AsnCounts>, ApiError> {
+    let ((since, until), _) = watch::window(w, now);
+    let rows = store
+        .aggregate(&AggregateQuery {
+            probe_cc: Some(w.cc.clone()),
+            domains: w.domain.iter().cloned().collect(),
+            since: Some(since),
+            until: Some(until),
+            axes: vec![AggregateAxis::Asn, AggregateAxis::Domain],
+            ..AggregateQuery::default()
+        })
+        .map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))?;
+    let mut per_asn: BTreeMap<u32, AsnCounts> = BTreeMap::new();
+    for r in rows {
+        let Some(domain) = r.domain.as_deref() else { continue };
+        if let Some(p) = &w.platform {
+            if censorwatch_detect::platform_of(domain) != p.as_str() {
+                continue;
+            }
+        }
+        let asn = r.probe_asn.unwrap_or(0);
+        let c = per_asn.entry(asn).or_insert(AsnCounts {
+            asn,
+            ..AsnCounts::default()
+        });
+        c.ok += r.ok;
+        c.blocked += r.blocked;
+        c.other += r.down + r.inconclusive;
+    }
+    Ok(per_asn.into_values().collect())
+}
+
+fn watch_json(w: &Watch, report: &watch::WatchReport) -> serde_json::Value {
+    json!({
+        "id": w.id,
+        "cc": w.cc,
+        "platform": w.platform,
+        "domain": w.domain,
+        "deadline": crate::api_routes::iso_time(w.deadline),
+        "window_hours": w.window_seconds / 3600,
+        "label": w.label,
+        "created": crate::api_routes::iso_time(w.created),
+        "report": {
+            "status": report.status,
+            "since": crate::api_routes::iso_time(report.since),
+            "until": crate::api_routes::iso_time(report.until),
+            "restored": report.restored,
+            "networks": report.networks,
+            "summary": report.summary,
+            "per_network": report.per_network,
+        },
+    })
+}
+
+async fn reports(state: &AppState, watches: Vec<Watch>) -> Result<Vec<serde_json::Value>, ApiError> {
+    let store = state.store().clone();
+    tokio::task::spawn_blocking(move || {
+        let now = crate::detections::unix_now();
+        watches
+            .iter()
+            .map(|w| {
+                let counts = watch_counts(store.as_ref(), w, now)?;
+                Ok(watch_json(w, &watch::report(w, &counts, now)))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the report failed: {e}")))?
+}
+
+async fn list_watches(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let watches = alerts(&state).watches();
+    let results = reports(&state, watches).await?;
+    Ok(axum::Json(json!({ "results": results })).into_response())
+}
+
+async fn get_watch(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(path)?;
+    let w = alerts(&state)
+        .watches()
+        .into_iter()
+        .find(|w| w.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no watch with id {id:?}; see GET /api/v1/watches")))?;
+    let mut results = reports(&state, vec![w]).await?;
+    Ok(axum::Json(results.remove(0)).into_response())
+}
+
+async fn add_watch(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let new: NewWatch = parse_json(&body, "watch ({cc, platform | domain, deadline, label, window_hours?})")?;
+    let w = new_watch(new, crate::detections::unix_now())?;
+    alerts(&state)
+        .add_watch(w.clone())
+        .map_err(|e| ApiError::unavailable(format!("cannot save the watch: {e}")))?;
+    let mut results = reports(&state, vec![w]).await?;
+    Ok((StatusCode::CREATED, axum::Json(results.remove(0))).into_response())
+}
+
+async fn remove_watch(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(path)?;
+    match alerts(&state).remove_watch(&id) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(false) => Err(ApiError::not_found(format!("no watch with id {id:?}"))),
+        Err(e) => Err(ApiError::unavailable(format!("cannot save the watches: {e}"))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks.
+
+fn webhook_json(w: &super::Webhook) -> serde_json::Value {
+    json!({
+        "id": w.id,
+        "url": w.config.url,
+        "cc": w.config.cc,
+        "platform": w.config.platform,
+        "source": w.source,
+    })
+}
+
+async fn list_webhooks(State(state): State<AppState>) -> Response {
+    let all: Vec<serde_json::Value> = alerts(&state).webhooks().iter().map(webhook_json).collect();
+    axum::Json(json!({ "results": all })).into_response()
+}
+
+async fn add_webhook(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let config: WebhookConfig = parse_json(&body, "webhook ({url, secret, cc?, platform?})")?;
+    let config = config.validated().map_err(ApiError::bad_request)?;
+    let w = alerts(&state)
+        .add_webhook(config)
+        .map_err(|e| ApiError::unavailable(format!("cannot save the webhook: {e}")))?;
+    Ok((StatusCode::CREATED, axum::Json(webhook_json(&w))).into_response())
+}
+
+async fn remove_webhook(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(path)?;
+    match alerts(&state).remove_webhook(&id) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(false) => Err(ApiError::not_found(format!("no webhook with id {id:?}"))),
+        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: serde_json::Value) -> NewWatch {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn new_watches_are_validated() {
+        let w = new_watch(
+            body(json!({"cc": "pk", "platform": "X.com", "deadline": "2024-04-24", "label": " restore "})),
+            5,
+        )
+        .unwrap();
+        assert_eq!(
+            (w.cc.as_str(), w.platform.as_deref(), w.domain.as_deref()),
+            ("PK", Some("twitter"), None)
+        );
+        assert_eq!(w.deadline, 1_713_916_800 + 86_400, "a bare date is the end of that day");
+        assert_eq!((w.window_seconds, w.label.as_str(), w.created), (86_400, "restore", 5));
+        assert!(w.id.starts_with("w-") && w.id.len() == 18);
+        for bad in [
+            json!({"cc": "PAK", "platform": "x.com", "deadline": "2024-04-24"}),
+            json!({"cc": "PK", "deadline": "2024-04-24"}),
+            json!({"cc": "PK", "platform": "x.com", "domain": "x.com", "deadline": "2024-04-24"}),
+            json!({"cc": "PK", "platform": "x.com", "deadline": "soon"}),
+            json!({"cc": "PK", "platform": "x.com", "deadline": "2024-04-24", "window_hours": 0}),
+        ] {
+            assert!(new_watch(body(bad.clone()), 0).is_err(), "{bad}");
+        }
+    }
+}
