@@ -11,7 +11,7 @@ use anyhow::Context;
 use censorwatch_model::{Status, parse_test_list};
 use censorwatch_probe::dns::{self, DnsConfig};
 use censorwatch_probe::targets::DEFAULT_TARGETS;
-use censorwatch_probe::{ControlClient, NetworkInfo, Outcome, Probe, ProbeConfig, TlsSettings};
+use censorwatch_probe::{ControlClient, NetworkInfo, Outcome, Probe, ProbeConfig, QuicMode, TlsSettings};
 use censorwatch_verdict::Analyzer;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -61,6 +61,19 @@ pub struct ProbeArgs {
     /// into every measurement (x_throughput_reference) next to the target's own (x_throughput).
     #[arg(long)]
     pub throughput: bool,
+    /// The decoy of throughput tests: an innocuous https:// URL serving a large static file over
+    /// the same access network; a target's large transfer ≥ 10× slower than both this and the
+    /// control's is `throttled`.
+    #[arg(long, value_name = "URL")]
+    pub decoy: Option<String>,
+    /// A large static file whose host is throttle-prone, timed when a URL of that host is measured
+    /// (repeatable; replaces the built-in entry for the same host).
+    #[arg(long, value_name = "URL")]
+    pub large_resource: Vec<String>,
+    /// When to try QUIC (HTTP/3) handshakes: `alt-svc` (where the site announces h3), `always`
+    /// (every https URL, on the URL's port), `off`.
+    #[arg(long, value_name = "WHEN", default_value = "alt-svc", value_parser = ["alt-svc", "always", "off"])]
+    pub quic: String,
     /// Connect from this local address (labs).
     #[arg(long, value_name = "IP", hide = true)]
     pub source_ip: Option<IpAddr>,
@@ -132,6 +145,35 @@ pub fn run(args: ProbeArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
     config.http_timeout = step.mul_f64(1.5);
     config.local_ip = args.source_ip;
     config.decoy_sni = args.decoy_sni.clone();
+    config.quic = match args.quic.as_str() {
+        "always" => QuicMode::Always,
+        "off" => QuicMode::Off,
+        _ => QuicMode::AltSvc,
+    };
+    let web_url = |flag: &str, u: &str| -> Result<url::Url, String> {
+        censorwatch_probe::parse_input(u).map_err(|e| format!("{flag} {u:?}: {e}"))
+    };
+    if let Some(d) = &args.decoy {
+        match web_url("--decoy", d) {
+            Ok(u) => config.decoy_url = Some(u),
+            Err(e) => {
+                writeln!(err, "censorwatch probe: {e}")?;
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    for r in &args.large_resource {
+        match web_url("--large-resource", r) {
+            Ok(u) => {
+                config.large_resources.retain(|old| old.host_str() != u.host_str());
+                config.large_resources.push(u);
+            }
+            Err(e) => {
+                writeln!(err, "censorwatch probe: {e}")?;
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
     // The control does DNS, connects, handshakes and the fetch itself: give it their sum.
     let control_timeout = step.mul_f64(4.0);
     let control = match &args.control {

@@ -374,6 +374,19 @@ fn bad_usage_exits_2_with_a_clear_message() {
     assert!(err.contains("line 2"), "{err}");
     let (code, _) = run(&["probe", "--resolver", "not-an-address"]);
     assert_eq!(code, Some(2));
+    let (code, err) = run(&["probe", "--decoy", "decoy.example/big.js", "https://x.com/"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--decoy") && err.contains("not a URL"), "{err}");
+    let (code, err) = run(&[
+        "probe",
+        "--large-resource",
+        "ftp://abs.twimg.com/x.js",
+        "https://x.com/",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--large-resource"), "{err}");
+    let (code, _) = run(&["probe", "--quic", "sometimes", "https://x.com/"]);
+    assert_eq!(code, Some(2));
 }
 
 #[test]

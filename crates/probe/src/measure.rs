@@ -779,13 +779,13 @@ impl Probe {
         quic::handshake(trace, &self.config.tls, &spec).await
     }
 
-    /// The large resource to time for `url`'s host, if one is configured.
+    /// The large resource to time for `url`'s origin (host and port), if one is configured.
     fn large_resource_for(&self, url: &Url) -> Option<&Url> {
         let host = url.host_str()?;
-        self.config
-            .large_resources
-            .iter()
-            .find(|r| r.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host)))
+        self.config.large_resources.iter().find(|r| {
+            r.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host))
+                && r.port_or_known_default() == url.port_or_known_default()
+        })
     }
 
     /// The throughput test: the target's large resource over its own addresses, then (one after
