@@ -33,6 +33,8 @@ td.num, th.num { text-align: right; }
 .st-down { background: #e2e2e2; color: #1a1a1a; }
 .st-unknown { background: #f6f6f6; color: #404040; }
 td.cell a { color: inherit; }
+table.measurements th, table.measurements td { word-break: break-word; }
+table.measurements th a { word-break: break-all; }
 .summary { font-size: 1.1rem; border-left: 5px solid #8b1a1a; padding: 0.5rem 0.9rem; background: #fbf3f3; }
 .muted { color: #555555; }
 .side { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
