@@ -261,10 +261,14 @@ pub(crate) fn revise(extra: &serde_json::Map<String, Value>, mut verdict: Verdic
                 .iter()
                 .map(|r| r.bytes_per_second)
                 .fold(f64::INFINITY, f64::min);
+            let gap = if rate > 0.0 {
+                format!("{:.0}× slower", slowest / rate)
+            } else {
+                "stalled".to_owned()
+            };
             let mut reasons = vec![format!(
-                "The site's large transfer ran at {} while the same kind of transfer over the same network ran at {refs}: {:.0}× slower with healthy handshakes, which is throttling.",
-                bits(rate),
-                slowest / rate
+                "The site's large transfer ran at {} while the same kind of transfer over the same network ran at {refs}: {gap} with healthy handshakes, which is throttling.",
+                bits(rate)
             )];
             reasons.extend(verdict.reasons.into_iter().map(|r| format!("Otherwise: {r}")));
             Verdict {
@@ -486,6 +490,14 @@ mod tests {
         );
         assert!(throttled.reasons[0].contains("150 kbit/s"), "{throttled:?}");
         assert!(throttled.reasons[1].starts_with("Otherwise:"));
+        assert!(throttled.reasons[0].contains("133× slower"), "{throttled:?}");
+        // A transfer that stalls after its first burst is throttled to nothing.
+        let stalled = revise(&extra(transfer(0.0, 3.0, 16_384.0), None, Some(control(FAST))), ok());
+        assert_eq!(
+            (stalled.status, stalled.method),
+            (Status::Blocked, Some(Method::Throttled))
+        );
+        assert!(stalled.reasons[0].contains("stalled"), "{stalled:?}");
         let slow_everywhere = revise(&extra(transfer(TWITTER_2021, 3.0, 0.0), None, None), ok());
         assert_eq!(slow_everywhere.status, Status::Inconclusive);
         let fine = revise(&extra(transfer(FAST, 1.5, 0.0), None, Some(control(FAST))), ok());
