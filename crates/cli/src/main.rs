@@ -75,6 +75,13 @@ struct ServeArgs {
     /// Data directory (holds the default SQLite database).
     #[arg(long, value_name = "DIR", default_value = censorwatch::serve::DEFAULT_DATA)]
     data: PathBuf,
+    /// Config file (TOML) with `[[webhook]]` tables: url, secret, and optionally cc, platform.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// File holding the bearer token the admin endpoints (/api/v1/admin/…) require [default: the
+    /// CENSORWATCH_ADMIN_TOKEN variable; without either, admin endpoints answer 403].
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +134,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             db: args.db,
             listen: args.listen,
             data: args.data,
+            config: args.config,
+            admin_token_file: args.admin_token_file,
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Probe(args) => censorwatch::probe::run(args, &mut io::stdout().lock(), &mut io::stderr()),

@@ -5,6 +5,9 @@
 //! The transparency log lives in `--data` (`log/`, `keys/`, `checkpoints/`): every stored
 //! measurement is appended to it after its commit, and a signed checkpoint is written at start,
 //! hourly and at shutdown.
+//!
+//! `--admin-token-file FILE` (or `CENSORWATCH_ADMIN_TOKEN`) enables the admin endpoints;
+//! `--config FILE` adds webhooks (`[[webhook]]` tables) to those added over the API.
 
 use crate::db::DbUrl;
 use anyhow::Context;
@@ -33,11 +36,48 @@ pub struct ServeOptions {
     pub listen: String,
     /// `--data`.
     pub data: PathBuf,
+    /// `--config`: a TOML file with `[[webhook]]` tables.
+    pub config: Option<PathBuf>,
+    /// `--admin-token-file` (else the [`ADMIN_TOKEN_ENV`] variable).
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// The variable holding the admin token when no `--admin-token-file` is given.
+pub const ADMIN_TOKEN_ENV: &str = "CENSORWATCH_ADMIN_TOKEN";
+
+/// The admin token: the file's content (surrounding whitespace trimmed), else the variable's;
+/// `None` when neither is given. A token too short or with spaces inside is an error.
+pub fn admin_token(file: Option<&Path>, env: Option<String>) -> anyhow::Result<Option<String>> {
+    let token = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the admin token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => env.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+    };
+    if let Some(t) = &token {
+        censorwatch_server::auth::validate_token(t).map_err(anyhow::Error::msg)?;
+    }
+    Ok(token)
+}
+
+/// The webhooks of a `--config` file.
+pub fn config_webhooks(file: Option<&Path>) -> anyhow::Result<Vec<censorwatch_server::alerts::WebhookConfig>> {
+    let Some(path) = file else { return Ok(Vec::new()) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let parsed =
+        censorwatch_server::alerts::FileConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(parsed.webhooks)
 }
 
 /// Opens the store, binds, prints `censorwatch: listening on http://ADDR` on stdout and serves
 /// until SIGINT/SIGTERM. A bad `--db` is an `Err` whose message says how to fix it.
 pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
+    let admin_token = admin_token(options.admin_token_file.as_deref(), std::env::var(ADMIN_TOKEN_ENV).ok())?;
+    let webhooks = config_webhooks(options.config.as_deref())?;
     let db_text = options.db.clone().unwrap_or_else(|| default_db(&options.data));
     let db = DbUrl::parse(&db_text).map_err(anyhow::Error::msg)?;
     let store: Arc<dyn Store> = Arc::from(db.open_in(&options.data).map_err(anyhow::Error::msg)?);
@@ -57,6 +97,8 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
         let _ = std::io::stdout().flush();
         let config = ServerConfig {
             data_dir: Some(options.data.clone()),
+            admin_token,
+            webhooks,
             ..ServerConfig::default()
         };
         serve(listener, store, config, shutdown_signal())
@@ -86,5 +128,45 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => {},
         _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_tokens_and_config_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "0123456789abcdef0123\n").unwrap();
+        assert_eq!(
+            admin_token(Some(&file), Some("ignored-when-a-file-is-given".into()))
+                .unwrap()
+                .as_deref(),
+            Some("0123456789abcdef0123")
+        );
+        assert_eq!(
+            admin_token(None, Some(" from-the-environment-0123 ".into()))
+                .unwrap()
+                .as_deref(),
+            Some("from-the-environment-0123")
+        );
+        assert_eq!(admin_token(None, None).unwrap(), None);
+        assert_eq!(admin_token(None, Some(String::new())).unwrap(), None);
+        assert!(admin_token(None, Some("short".into())).is_err());
+        assert!(admin_token(Some(&dir.path().join("missing")), None).is_err());
+        let config = dir.path().join("censorwatch.toml");
+        std::fs::write(
+            &config,
+            "[[webhook]]\nurl = \"https://hooks.example.org/cw\"\nsecret = \"0123456789abcdef\"\ncc = \"PK\"\n",
+        )
+        .unwrap();
+        let hooks = config_webhooks(Some(&config)).unwrap();
+        assert_eq!((hooks.len(), hooks[0].cc.as_deref()), (1, Some("PK")));
+        std::fs::write(&config, "[[webhook]]\nurl = \"nope\"\n").unwrap();
+        let e = config_webhooks(Some(&config)).unwrap_err().to_string();
+        assert!(e.contains("censorwatch.toml"), "{e}");
+        assert!(config_webhooks(None).unwrap().is_empty());
     }
 }
