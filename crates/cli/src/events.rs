@@ -5,11 +5,17 @@
 //! (`{id, platform, domain, domains, cc, asns[], method, start, end|null, pattern, confidence,
 //! measurements, blocked, first_evidence}`, times in Unix seconds).
 //!
+//! The outage detector reads the stored measurements' volume per network and the outage signal
+//! samples in the store (BGP visibility recorded by `censorwatch bgp --db`). With `--outages` the
+//! command prints the outages instead of the events: a table, or with `--json` one object per
+//! outage (`{id, cc, start, end|null, level, signals[], country_wide, asns[{asn, start, end,
+//! level, signals}], alerts[…]}`); `--cc` and `--since` filter them.
+//!
 //! Exit codes: 0 done, 1 a runtime failure (store, output), 2 bad usage.
 
 use crate::db::DbUrl;
 use anyhow::Context;
-use censorwatch_detect::{Config, Event, Pattern, platform_of};
+use censorwatch_detect::{Config, Event, Level, Outage, Pattern, platform_of};
 use censorwatch_server::detections::{recompute, unix_now};
 use censorwatch_store::record::format_ooni_time;
 use std::io::Write;
@@ -39,6 +45,10 @@ pub struct EventsArgs {
     /// One JSON object per event instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print the outages (network shutdowns, from probe volume and BGP visibility) instead of
+    /// the blocking events.
+    #[arg(long, conflicts_with = "domain")]
+    pub outages: bool,
 }
 
 /// The filters of `censorwatch events`, checked.
@@ -81,6 +91,12 @@ impl EventFilter {
         Ok(EventFilter { cc, platform, since })
     }
 
+    /// Whether `outage` passes (the domain filter does not apply to outages).
+    pub fn matches_outage(&self, outage: &Outage) -> bool {
+        self.cc.as_deref().is_none_or(|cc| cc == outage.cc.as_str())
+            && self.since.is_none_or(|s| outage.end.is_none_or(|e| e >= s))
+    }
+
     /// Whether `event` passes.
     pub fn matches(&self, event: &Event) -> bool {
         self.cc.as_deref().is_none_or(|cc| cc == event.cc.as_str())
@@ -115,6 +131,71 @@ fn pattern_name(p: Pattern) -> &'static str {
         Pattern::Steady => "steady",
         Pattern::Intermittent => "intermittent",
     }
+}
+
+/// Prints `outages` as an aligned table.
+pub fn write_outage_table(outages: &[&Outage], out: &mut dyn Write) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = outages
+        .iter()
+        .map(|o| {
+            let asns: Vec<String> = o.asns.iter().map(|a| format!("AS{}", a.asn)).collect();
+            let signals: Vec<&str> = o.signals.iter().map(|k| k.as_str()).collect();
+            vec![
+                o.id.clone(),
+                o.cc.to_string(),
+                match o.level {
+                    Level::Warning => "warning",
+                    Level::Critical => "critical",
+                }
+                .to_owned(),
+                signals.join(","),
+                if o.country_wide {
+                    format!("{} (country-wide)", asns.join(","))
+                } else {
+                    asns.join(",")
+                },
+                format_ooni_time(o.start),
+                o.end.map_or_else(|| "ongoing".to_owned(), format_ooni_time),
+            ]
+        })
+        .collect();
+    let header = [
+        "OUTAGE",
+        "CC",
+        "LEVEL",
+        "SIGNALS",
+        "NETWORKS",
+        "START (UTC)",
+        "END (UTC)",
+    ];
+    write_aligned(&header, &rows, out)
+}
+
+/// Left-aligned columns two spaces apart, the last one unpadded.
+fn write_aligned(header: &[&str], rows: &[Vec<String>], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str], out: &mut dyn Write| -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<w$}  ", w = *w));
+            }
+        }
+        writeln!(out, "{}", text.trim_end())
+    };
+    line(header, out)?;
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells, out)?;
+    }
+    Ok(())
 }
 
 /// Prints `events` as an aligned table.
@@ -190,6 +271,28 @@ pub fn run(args: &EventsArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     let store = db.open_in(&data).map_err(anyhow::Error::msg)?;
     let found = recompute(store.as_ref(), &Config::default(), unix_now())
         .context("recomputing the events failed; the stored events were left as they were")?;
+    if args.outages {
+        let shown: Vec<&Outage> = found.outages.iter().filter(|o| filter.matches_outage(o)).collect();
+        if args.json {
+            for o in &shown {
+                serde_json::to_writer(&mut *out, o)?;
+                writeln!(out)?;
+            }
+        } else {
+            write_outage_table(&shown, out)?;
+        }
+        writeln!(
+            err,
+            "censorwatch events: {} measurements and {} signal samples read, {} events and {} outages stored, {} \
+             outages shown",
+            found.observations,
+            found.signal_samples,
+            found.events.len(),
+            found.outages.len(),
+            shown.len()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let shown: Vec<&Event> = found.events.iter().filter(|e| filter.matches(e)).collect();
     if args.json {
         for e in &shown {
@@ -201,8 +304,10 @@ pub fn run(args: &EventsArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     }
     writeln!(
         err,
-        "censorwatch events: {} measurements read, {} events and {} outages stored, {} events shown",
+        "censorwatch events: {} measurements and {} signal samples read, {} events and {} outages stored, {} events \
+         shown",
         found.observations,
+        found.signal_samples,
         found.events.len(),
         found.outages.len(),
         shown.len()
@@ -218,8 +323,10 @@ pub fn refresh_after_ingest(store: &dyn censorwatch_store::Store, err: &mut dyn 
     match recompute(store, &Config::default(), unix_now()) {
         Ok(found) => writeln!(
             err,
-            "censorwatch: events recomputed over {} measurements in {:.2} s: {} events, {} outages stored",
+            "censorwatch: events recomputed over {} measurements and {} signal samples in {:.2} s: {} events, {} \
+             outages stored",
             found.observations,
+            found.signal_samples,
             started.elapsed().as_secs_f64(),
             found.events.len(),
             found.outages.len()

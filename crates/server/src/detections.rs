@@ -10,7 +10,7 @@
 //! [`ServerConfig::detection_interval`](crate::ServerConfig::detection_interval) and once more
 //! at shutdown.
 
-use censorwatch_detect::{Cc, Config, Detector, Event, Observation, Outage};
+use censorwatch_detect::{Cc, Config, Detector, Event, Observation, Outage, SignalKind, SignalSample};
 use censorwatch_model::{Method, Status};
 use censorwatch_store::{DetectionKind, ObservationCursor, ObservationRow, Record, Store, StoreError, StoredDetection};
 use std::collections::HashMap;
@@ -86,6 +86,50 @@ pub fn load_observations(store: &dyn Store) -> Result<Vec<Observation>, StoreErr
     }
 }
 
+/// Every stored outage signal sample as detector input, in time order. A level signal (BGP
+/// visibility, control reachability) is stored as the readings where it changed; each network's
+/// readings become one sample per bin, the level's time-weighted mean over it
+/// ([`censorwatch_detect::levels::bin_means`]). Samples of a kind or country this build does not
+/// know are left out.
+pub fn load_signal_samples(store: &dyn Store, config: &Config) -> Result<Vec<SignalSample>, StoreError> {
+    // (network, kind) → (its country, its (time, value) readings).
+    type Readings = (Cc, Vec<(i64, f64)>);
+    let mut by_series: std::collections::BTreeMap<(u32, SignalKind), Readings> = Default::default();
+    let mut after: Option<censorwatch_store::SignalCursor> = None;
+    loop {
+        let page = store.signal_samples(None, after.as_ref(), PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.cursor());
+        for s in &page {
+            let kind = SignalKind::ALL.into_iter().find(|k| k.as_str() == s.kind);
+            let (Some(kind), Some(cc)) = (kind, Cc::new(&s.cc)) else {
+                continue;
+            };
+            let entry = by_series.entry((s.asn, kind)).or_insert_with(|| (cc, Vec::new()));
+            // A network's country is the one of its latest reading.
+            entry.0 = cc;
+            entry.1.push((s.time, s.value));
+        }
+    }
+    let mut out = Vec::new();
+    for ((asn, kind), (cc, points)) in by_series {
+        let readings = if kind.is_count() {
+            points
+        } else {
+            censorwatch_detect::levels::bin_means(&points, config.bin)
+        };
+        out.extend(readings.into_iter().map(|(time, value)| SignalSample {
+            time,
+            cc,
+            asn,
+            kind,
+            value,
+        }));
+    }
+    out.sort_by_key(|s| (s.time, s.asn, s.kind));
+    Ok(out)
+}
+
 /// Why detection results could not be computed or kept.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectionError {
@@ -139,13 +183,16 @@ pub struct Recomputed {
     pub outages: Vec<Outage>,
     /// Measurements read.
     pub observations: usize,
+    /// Outage signal samples fed (per network and bin; see [`load_signal_samples`]).
+    pub signal_samples: usize,
 }
 
-/// Runs the batch detector over every stored measurement at `now` and replaces the stored
-/// events and outages with its results.
+/// Runs the batch detector over every stored measurement and outage signal sample at `now` and
+/// replaces the stored events and outages with its results.
 pub fn recompute(store: &dyn Store, config: &Config, now: i64) -> Result<Recomputed, DetectionError> {
     let observations = load_observations(store)?;
-    let report = censorwatch_detect::detect(&observations, &[], config, now)?;
+    let signals = load_signal_samples(store, config)?;
+    let report = censorwatch_detect::detect(&observations, &signals, config, now)?;
     let mut all = Vec::with_capacity(report.events.len() + report.outages.len());
     for e in &report.events {
         all.push(stored_event(e, now)?);
@@ -158,6 +205,7 @@ pub fn recompute(store: &dyn Store, config: &Config, now: i64) -> Result<Recompu
         events: report.events,
         outages: report.outages,
         observations: observations.len(),
+        signal_samples: signals.len(),
     })
 }
 
@@ -210,9 +258,20 @@ impl Incremental {
                 inc.written.insert((kind, id), String::new());
             }
         }
-        // In time order and before the clock is set, so that none is refused as late.
+        // In time order (measurements and signal samples merged) and before the clock is set,
+        // so that none is refused as late.
         let observations = load_observations(store)?;
-        inc.observe(&observations);
+        let signals = load_signal_samples(store, inc.detector.config())?;
+        let mut fed = 0;
+        for sample in &signals {
+            let upto = fed + observations[fed..].partition_point(|o| o.time <= sample.time);
+            inc.observe(&observations[fed..upto]);
+            fed = upto;
+            if inc.detector.observe_signal(sample).is_err() {
+                inc.refused += 1;
+            }
+        }
+        inc.observe(&observations[fed..]);
         inc.detector.refresh(now);
         Ok(inc)
     }
