@@ -15,7 +15,8 @@
 
 use crate::db::DbUrl;
 use anyhow::Context;
-use censorwatch_detect::{Config, Event, Level, Outage, Pattern, platform_of};
+use censorwatch_detect::eval::{GroundTruth, TrueBlock, TrueOutage, TruthScore, score_against_truth};
+use censorwatch_detect::{Cc, Config, Event, Level, Outage, Pattern, platform_of};
 use censorwatch_server::detections::{recompute, unix_now};
 use censorwatch_store::record::format_ooni_time;
 use std::io::Write;
@@ -49,6 +50,107 @@ pub struct EventsArgs {
     /// the blocking events.
     #[arg(long, conflicts_with = "domain")]
     pub outages: bool,
+    /// Score the events and outages against a replay's ground truth (the lab's
+    /// `pk-2024-truth.json`) instead of printing them: precision, recall, start/end errors in
+    /// bins, pattern accuracy, false events on networks that block nothing, and the outages, as
+    /// `simulate --eval` does. Detection runs up to the truth's clock end.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["outages", "cc", "domain", "since"])]
+    pub truth: Option<PathBuf>,
+}
+
+/// Reads a replay's ground truth (`censorwatch lab run pk-2024`'s `pk-2024-truth.json`:
+/// `clock.end`, `events[{cc, asn, domain, start, end|null, pattern}]`, `outages[{cc, asn, start,
+/// end}]`, times in RFC 3339); a platform's domains on one network become one true block. The
+/// error names the field that is wrong.
+pub fn read_truth(text: &str) -> Result<GroundTruth, String> {
+    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let time = |v: &serde_json::Value, what: &str| -> Result<i64, String> {
+        v.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp())
+            .ok_or_else(|| format!("{what}: expected an RFC 3339 time such as 2024-02-17T18:00:00Z, found {v}"))
+    };
+    let cc = |v: &serde_json::Value, what: &str| {
+        v.as_str()
+            .and_then(Cc::new)
+            .ok_or_else(|| format!("{what}.cc: expected a two-letter country code, found {v}"))
+    };
+    let asn = |v: &serde_json::Value, what: &str| {
+        v.as_u64()
+            .and_then(|a| u32::try_from(a).ok())
+            .ok_or_else(|| format!("{what}.asn: expected a number, found {v}"))
+    };
+    let list = |key: &str| -> Result<Vec<serde_json::Value>, String> {
+        match &doc[key] {
+            serde_json::Value::Null => Ok(Vec::new()),
+            serde_json::Value::Array(a) => Ok(a.clone()),
+            other => Err(format!("{key}: expected an array, found {other}")),
+        }
+    };
+    let mut truth = GroundTruth {
+        end: time(&doc["clock"]["end"], "clock.end")?,
+        ..GroundTruth::default()
+    };
+    for (i, e) in list("events")?.iter().enumerate() {
+        let what = format!("events[{i}]");
+        let domain = e["domain"]
+            .as_str()
+            .ok_or_else(|| format!("{what}.domain: expected a domain"))?;
+        let pattern = match e["pattern"].as_str() {
+            Some("steady") => Pattern::Steady,
+            Some("intermittent") => Pattern::Intermittent,
+            _ => return Err(format!("{what}.pattern: expected steady or intermittent")),
+        };
+        truth.add_block(TrueBlock {
+            cc: cc(&e["cc"], &what)?,
+            platform: platform_of(&domain.to_ascii_lowercase()).into_owned(),
+            asn: asn(&e["asn"], &what)?,
+            start: time(&e["start"], &format!("{what}.start"))?,
+            end: match &e["end"] {
+                serde_json::Value::Null => None,
+                v => Some(time(v, &format!("{what}.end"))?),
+            },
+            pattern,
+        });
+    }
+    for (i, o) in list("outages")?.iter().enumerate() {
+        let what = format!("outages[{i}]");
+        truth.outages.push(TrueOutage {
+            cc: cc(&o["cc"], &what)?,
+            asn: asn(&o["asn"], &what)?,
+            start: time(&o["start"], &format!("{what}.start"))?,
+            end: time(&o["end"], &format!("{what}.end"))?,
+        });
+    }
+    Ok(truth)
+}
+
+/// Prints a [`TruthScore`] as a few lines of text.
+fn write_score(score: &TruthScore, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "blocks: precision {:.3}, recall {:.3} ({} matched of {} true, {} detected), start error {:.2} bins, end \
+         error {:.2} bins, pattern right {:.3}, false events on clean networks {}",
+        score.precision,
+        score.recall,
+        score.matched,
+        score.truth_events,
+        score.detected_events,
+        score.start_error_bins,
+        score.end_error_bins,
+        score.intermittent_accuracy,
+        score.clean_false_events
+    )?;
+    if !score.missed.is_empty() {
+        writeln!(out, "missed: {}", score.missed.join(", "))?;
+    }
+    let o = &score.outage;
+    writeln!(
+        out,
+        "outages: precision {:.3}, recall {:.3} ({} matched of {} true, {} detected), start error {:.2} bins, end \
+         error {:.2} bins",
+        o.precision, o.recall, o.matched, o.truth, o.detected, o.start_error_bins, o.end_error_bins
+    )
 }
 
 /// The filters of `censorwatch events`, checked.
@@ -268,9 +370,41 @@ pub fn run(args: &EventsArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
         }
     };
     let data = args.data.clone().unwrap_or_else(|| db.default_data_dir());
+    let truth = match &args.truth {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            match read_truth(&text) {
+                Ok(t) => Some(t),
+                Err(message) => {
+                    writeln!(err, "censorwatch events: --truth {}: {message}", path.display())?;
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        None => None,
+    };
     let store = db.open_in(&data).map_err(anyhow::Error::msg)?;
-    let found = recompute(store.as_ref(), &Config::default(), unix_now())
+    let now = truth.as_ref().map_or_else(unix_now, |t| t.end);
+    let config = Config::default();
+    let found = recompute(store.as_ref(), &config, now)
         .context("recomputing the events failed; the stored events were left as they were")?;
+    if let Some(truth) = &truth {
+        let score = score_against_truth(&found.events, &found.outages, truth, &config);
+        if args.json {
+            serde_json::to_writer(&mut *out, &score)?;
+            writeln!(out)?;
+        } else {
+            write_score(&score, out)?;
+        }
+        writeln!(
+            err,
+            "censorwatch events: {} measurements read, {} events and {} outages found up to the truth's end, scored",
+            found.observations,
+            found.events.len(),
+            found.outages.len()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.outages {
         let shown: Vec<&Outage> = found.outages.iter().filter(|o| filter.matches_outage(o)).collect();
         if args.json {
@@ -341,6 +475,35 @@ pub fn refresh_after_ingest(store: &dyn censorwatch_store::Store, err: &mut dyn 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truth_file() {
+        let text = r#"{"clock": {"end": "2024-02-19T00:00:00Z"},
+            "events": [
+              {"cc": "PK", "asn": 1, "domain": "x.com", "start": "2024-02-17T18:00:00Z", "end": null, "pattern": "steady"},
+              {"cc": "PK", "asn": 1, "domain": "twitter.com", "start": "2024-02-17T20:00:00Z",
+               "end": "2024-02-18T00:00:00Z", "pattern": "steady"}],
+            "outages": [{"cc": "PK", "asn": 2, "start": "2024-02-18T06:00:00Z", "end": "2024-02-18T18:00:00Z"}]}"#;
+        let t = read_truth(text).unwrap();
+        assert_eq!(t.end, 1_708_300_800);
+        assert_eq!(t.blocks.len(), 1, "x.com and twitter.com are one block: {t:?}");
+        assert_eq!(t.blocks[0].platform, "twitter");
+        assert_eq!((t.blocks[0].start, t.blocks[0].end), (1_708_192_800, None));
+        assert_eq!(t.outages[0].end - t.outages[0].start, 12 * 3600);
+        for (bad, field) in [
+            ("[]", "clock.end"),
+            (r#"{"clock": {"end": "x"}}"#, "clock.end"),
+            (r#"{"clock": {"end": "2024-02-19T00:00:00Z"}, "events": 3}"#, "events"),
+            (
+                r#"{"clock": {"end": "2024-02-19T00:00:00Z"}, "events": [{"cc": "PK", "asn": 1, "domain": "x.com",
+                   "start": "2024-02-17T18:00:00Z", "end": null, "pattern": "sometimes"}]}"#,
+                "events[0].pattern",
+            ),
+        ] {
+            let e = read_truth(bad).unwrap_err();
+            assert!(e.starts_with(field), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn filters() {

@@ -137,7 +137,10 @@ pub struct Config {
     /// of failures cannot open an event alone.
     pub bin_evidence_cap: f64,
     /// An event closes only after this long of clear bins with data (gaps do not count); blocked
-    /// runs separated by less are one event, with on/off cycles.
+    /// runs separated by less are one event, with on/off cycles. 12 h, so that a block in
+    /// 6 h on / 6 h off cycles (the lab's pk-2024 replay of Jazz, February 2024) is one
+    /// intermittent event: with 6 h, each 6 h run of hourly measurements stood alone and none
+    /// held [`Config::open_evidence`], so the block went unreported.
     pub close_after: i64,
     /// An event with at least this many blocked runs is `intermittent`.
     pub min_cycles: u32,
@@ -164,7 +167,7 @@ impl Default for Config {
             switch_cost: 3.0,
             open_evidence: 20.0,
             bin_evidence_cap: 10.0,
-            close_after: 6 * HOUR,
+            close_after: 12 * HOUR,
             min_cycles: 3,
             group_gap: 6 * HOUR,
             z: crate::stats::Z95,
@@ -375,7 +378,7 @@ mod tests {
         assert_eq!(c.bin_llr(0, 1000), -10.0);
         let half = Config::with_bin(1800).unwrap();
         assert_eq!(half.bin_llr(1000, 0), 5.0);
-        assert_eq!(c.close_bins(), 6);
+        assert_eq!(c.close_bins(), 12);
         assert_eq!(c.bin_of(-1), -1);
         assert_eq!(c.bin_of(3599), 0);
     }

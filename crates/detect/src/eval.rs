@@ -437,9 +437,218 @@ pub fn evaluate(sim: &Simulation, config: &Config) -> Result<EvalReport, ConfigE
     Ok(scored)
 }
 
+/// One true block of a replay's ground truth: a platform blocked on a network, from `start`
+/// to `end` (`None`: still blocked when the replay ends). Times in Unix seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrueBlock {
+    /// Country.
+    pub cc: Cc,
+    /// Platform name ([`crate::platform_of`] of the blocked domain).
+    pub platform: String,
+    /// Network.
+    pub asn: u32,
+    /// First blocked second.
+    pub start: i64,
+    /// End, or `None` when the block outlasts the replay.
+    pub end: Option<i64>,
+    /// Steady or in on/off cycles.
+    pub pattern: Pattern,
+}
+
+/// One true network outage of a replay (Unix seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrueOutage {
+    /// Country.
+    pub cc: Cc,
+    /// Network.
+    pub asn: u32,
+    /// First dark second.
+    pub start: i64,
+    /// First second back.
+    pub end: i64,
+}
+
+/// A replay's ground truth (such as the lab's `pk-2024-truth.json`, read by the caller), with
+/// the replay's clock.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroundTruth {
+    /// End of the replay (Unix seconds): open spans run to here.
+    pub end: i64,
+    /// True blocks, at most one per (country, platform, network); see [`GroundTruth::add_block`].
+    pub blocks: Vec<TrueBlock>,
+    /// True outages.
+    pub outages: Vec<TrueOutage>,
+}
+
+impl GroundTruth {
+    /// Adds a block, merging it with the block of the same (country, platform, network) if
+    /// there is one (a platform's domains, such as x.com and twitter.com, are one block to the
+    /// detector): the earliest start, the latest end (open if either is).
+    pub fn add_block(&mut self, block: TrueBlock) {
+        match self
+            .blocks
+            .iter_mut()
+            .find(|b| b.cc == block.cc && b.platform == block.platform && b.asn == block.asn)
+        {
+            Some(b) => {
+                b.start = b.start.min(block.start);
+                b.end = match (b.end, block.end) {
+                    (Some(x), Some(y)) => Some(x.max(y)),
+                    _ => None,
+                };
+            }
+            None => self.blocks.push(block),
+        }
+    }
+}
+
+/// How detected events and outages compare with a [`GroundTruth`]: the first six fields are
+/// those of `simulate --eval --json` ([`EvalReport`]), computed the same way (per-network
+/// spans matched one-to-one by overlap, errors in bins).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TruthScore {
+    /// Matched detected blocks over all detected blocks (per network).
+    pub precision: f64,
+    /// Matched true blocks over all true blocks (per network).
+    pub recall: f64,
+    /// Mean start error of matched blocks, bins.
+    pub start_error_bins: f64,
+    /// Mean end error of matched blocks, bins.
+    pub end_error_bins: f64,
+    /// Share of matched blocks whose steady/intermittent pattern is right.
+    pub intermittent_accuracy: f64,
+    /// Blocks detected on a network that blocks nothing in the truth.
+    pub clean_false_events: usize,
+    /// True per-network blocks.
+    pub truth_events: usize,
+    /// Detected per-network spans.
+    pub detected_events: usize,
+    /// Matched pairs.
+    pub matched: usize,
+    /// True blocks not found, as `platform/ASnnn`.
+    pub missed: Vec<String>,
+    /// Outages, per network (the same measures as [`EvalReport::outage`]; the
+    /// `blocking_events_during_outages` field counts spans on a network during its true outage).
+    pub outage: OutageScore,
+}
+
+/// Scores `events` and `outages` (found over the replay's measurements) against `truth`.
+pub fn score_against_truth(events: &[Event], outages: &[Outage], truth: &GroundTruth, config: &Config) -> TruthScore {
+    let horizon = truth.end;
+    let bin = |t: i64| config.bin_of(t);
+    let end_bins = |e: Option<i64>| bin(e.unwrap_or(horizon));
+    type Key = (Cc, String, u32);
+    let blocking: std::collections::HashSet<(Cc, u32)> = truth.blocks.iter().map(|b| (b.cc, b.asn)).collect();
+    let mut found: BTreeMap<Key, Vec<(Span, Pattern)>> = BTreeMap::new();
+    let (mut detected_events, mut clean_false_events, mut during_outages) = (0, 0, 0);
+    for e in events {
+        for a in &e.asns {
+            detected_events += 1;
+            if !blocking.contains(&(e.cc, a.asn)) {
+                clean_false_events += 1;
+            }
+            let span = Span {
+                start: a.start,
+                end: a.end,
+            };
+            if truth.outages.iter().any(|o| {
+                o.cc == e.cc
+                    && o.asn == a.asn
+                    && overlap(
+                        span,
+                        Span {
+                            start: o.start,
+                            end: Some(o.end),
+                        },
+                        horizon,
+                    ) > 0
+            }) {
+                during_outages += 1;
+            }
+            found
+                .entry((e.cc, e.platform.to_string(), a.asn))
+                .or_default()
+                .push((span, a.pattern));
+        }
+    }
+    let (mut start_err, mut end_err, mut pattern_right, mut missed) = (Vec::new(), Vec::new(), 0, Vec::new());
+    for t in &truth.blocks {
+        let det = found
+            .get(&(t.cc, t.platform.clone(), t.asn))
+            .cloned()
+            .unwrap_or_default();
+        let spans: Vec<Span> = det.iter().map(|d| d.0).collect();
+        let truth_span = [Span {
+            start: t.start,
+            end: t.end,
+        }];
+        let pairs = match_spans(&truth_span, &spans, horizon);
+        if pairs.is_empty() {
+            missed.push(format!("{}/AS{}", t.platform, t.asn));
+        }
+        for (_, di) in pairs {
+            let (d, pattern) = det[di];
+            start_err.push((bin(d.start) - bin(t.start)).abs());
+            end_err.push(match (d.end, t.end) {
+                (None, None) => 0,
+                _ => (end_bins(d.end) - end_bins(t.end)).abs(),
+            });
+            pattern_right += usize::from(pattern == t.pattern);
+        }
+    }
+    let mut out_score = OutageScore {
+        country_outages: outages.len(),
+        blocking_events_during_outages: during_outages,
+        truth: truth.outages.len(),
+        ..OutageScore::default()
+    };
+    let mut det_out: BTreeMap<(Cc, u32), Vec<Span>> = BTreeMap::new();
+    for o in outages {
+        for a in &o.asns {
+            out_score.detected += 1;
+            det_out.entry((o.cc, a.asn)).or_default().push(Span {
+                start: a.start,
+                end: a.end,
+            });
+        }
+    }
+    let (mut os, mut oe) = (Vec::new(), Vec::new());
+    for t in &truth.outages {
+        let det = det_out.get(&(t.cc, t.asn)).cloned().unwrap_or_default();
+        let truth_span = [Span {
+            start: t.start,
+            end: Some(t.end),
+        }];
+        for (_, di) in match_spans(&truth_span, &det, horizon) {
+            os.push((bin(det[di].start) - bin(t.start)).abs());
+            oe.push((end_bins(det[di].end) - bin(t.end)).abs());
+        }
+    }
+    out_score.matched = os.len();
+    out_score.precision = share(out_score.matched, out_score.detected);
+    out_score.recall = share(out_score.matched, out_score.truth);
+    out_score.start_error_bins = mean(&os);
+    out_score.end_error_bins = mean(&oe);
+    let matched = start_err.len();
+    TruthScore {
+        precision: share(matched, detected_events),
+        recall: share(matched, truth.blocks.len()),
+        start_error_bins: mean(&start_err),
+        end_error_bins: mean(&end_err),
+        intermittent_accuracy: share(pattern_right, matched),
+        clean_false_events,
+        truth_events: truth.blocks.len(),
+        detected_events,
+        matched,
+        missed,
+        outage: out_score,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::AsnSpan;
 
     #[test]
     fn matching_is_one_to_one_by_overlap() {
@@ -467,5 +676,89 @@ mod tests {
         let missed = Targets::default().missed(&report);
         assert_eq!(missed.len(), 2, "{missed:?}");
         assert!(missed[0].contains("precision"));
+    }
+
+    fn test_event(cc: Cc) -> Event {
+        Event {
+            id: "e".into(),
+            platform: "twitter".into(),
+            domain: "x.com".into(),
+            domains: Vec::new(),
+            cc,
+            asns: Vec::new(),
+            method: None,
+            start: 0,
+            end: None,
+            pattern: Pattern::Steady,
+            confidence: 0.9,
+            measurements: 0,
+            blocked: 0,
+            first_evidence: crate::group::Evidence {
+                time: 0,
+                domain: "x.com".into(),
+                asn: 0,
+                id: None,
+            },
+        }
+    }
+
+    #[test]
+    fn scores_against_a_replay_truth() {
+        let cc = Cc::new("PK").unwrap();
+        let h = crate::config::HOUR;
+        let block = |asn, start, end, pattern| TrueBlock {
+            cc,
+            platform: "twitter".into(),
+            asn,
+            start,
+            end,
+            pattern,
+        };
+        let mut truth = GroundTruth {
+            end: 72 * h,
+            ..GroundTruth::default()
+        };
+        truth.add_block(block(1, 42 * h, None, Pattern::Steady));
+        // A second domain of the same platform and network merges into one block.
+        truth.add_block(block(1, 44 * h, Some(60 * h), Pattern::Steady));
+        truth.add_block(block(2, 42 * h, None, Pattern::Intermittent));
+        truth.outages.push(TrueOutage {
+            cc,
+            asn: 4,
+            start: 54 * h,
+            end: 66 * h,
+        });
+        assert_eq!(truth.blocks.len(), 2);
+        assert_eq!(truth.blocks[0].end, None);
+        // Found: AS1 one bin late, and a false span on AS3, which blocks nothing.
+        let span = |asn, start| AsnSpan {
+            asn,
+            start,
+            end: None,
+            pattern: Pattern::Steady,
+            cycles: 1,
+            method: None,
+            confidence: 0.9,
+            measurements: 10,
+            blocked: 10,
+            domains: Vec::new(),
+        };
+        let event = Event {
+            asns: vec![span(1, 43 * h), span(3, 50 * h)],
+            ..test_event(cc)
+        };
+        let score = score_against_truth(&[event], &[], &truth, &Config::default());
+        assert_eq!((score.truth_events, score.detected_events, score.matched), (2, 2, 1));
+        assert_eq!(score.precision, 0.5);
+        assert_eq!(score.recall, 0.5);
+        assert_eq!(score.start_error_bins, 1.0);
+        assert_eq!(score.end_error_bins, 0.0);
+        assert_eq!(score.intermittent_accuracy, 1.0);
+        assert_eq!(score.clean_false_events, 1);
+        assert_eq!(score.missed, ["twitter/AS2"]);
+        assert_eq!(
+            (score.outage.truth, score.outage.matched, score.outage.recall),
+            (1, 0, 0.0)
+        );
     }
 }

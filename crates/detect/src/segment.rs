@@ -278,7 +278,7 @@ mod tests {
     }
 
     fn bins_of(pattern: &str) -> Bins {
-        // 'b' = 5 blocked, 'o' = 5 ok, '.' = empty.
+        // 'b' = 5 blocked, 'o' = 5 ok, 'B' = 1 blocked, 'O' = 1 ok, '.' = empty.
         let bins = pattern
             .chars()
             .map(|c| {
@@ -286,6 +286,8 @@ mod tests {
                 match c {
                     'b' => b.blocked = 5,
                     'o' => b.ok = 5,
+                    'B' => b.blocked = 1,
+                    'O' => b.ok = 1,
                     _ => {}
                 }
                 b
@@ -305,7 +307,10 @@ mod tests {
 
     #[test]
     fn events_open_close_and_count_cycles() {
-        let c = Config::default();
+        let c = Config {
+            close_after: 6 * crate::config::HOUR,
+            ..Config::default()
+        };
         // Closed after six clear bins with data; gaps do not count towards closing.
         let e = events_of("oooobbbbbboo..oooooo", &c);
         assert_eq!(e.len(), 1);
@@ -321,5 +326,28 @@ mod tests {
         assert_eq!(e[0].runs, 3);
         // Too little evidence: nothing.
         assert!(events_of("oooooboooooo", &c).is_empty());
+    }
+
+    #[test]
+    fn six_hours_on_six_off_with_one_measurement_an_hour_is_one_event() {
+        // Jazz in the lab's pk-2024 replay: one measurement of the domain an hour, blocked in
+        // 6 h on / 6 h off cycles. Each run alone holds 6 ln 5 ≈ 9.7 of evidence, under the 20
+        // needed to open; the three together hold 29 once the 6 h off-spells do not close it.
+        let pattern = format!(
+            "{}{}",
+            "O".repeat(42),
+            ["BBBBBB", "OOOOOO", "BBBBBB", "OOOOOO", "BBBBBB"].concat()
+        );
+        let e = events_of(&pattern, &Config::default());
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].start_pos, e[0].runs, e[0].end_pos), (42, 3, None));
+        let six_hours = Config {
+            close_after: 6 * crate::config::HOUR,
+            ..Config::default()
+        };
+        assert!(
+            events_of(&pattern, &six_hours).is_empty(),
+            "the gap this default closes"
+        );
     }
 }

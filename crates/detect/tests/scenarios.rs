@@ -96,14 +96,15 @@ fn a_block_that_lasts_is_open() {
 
 #[test]
 fn a_short_clear_spell_does_not_close_an_event_but_a_long_one_does() {
-    // Two hours of access inside a block: one event (with cycles counted); ten hours: two.
+    // Two hours of access inside a block: one event (with cycles counted); sixteen hours (more
+    // than `close_after`, 12 h): two.
     let obs = hours("example.org", 7, 0, 200, 6, |h, _| {
-        (40..60).contains(&h) || (62..80).contains(&h) || (90..110).contains(&h)
+        (40..60).contains(&h) || (62..80).contains(&h) || (96..116).contains(&h)
     });
     let ev = events(&obs, 200);
     assert_eq!(ev.len(), 2, "{ev:#?}");
     assert_eq!((hour_of(ev[0].start), ev[0].end.map(hour_of)), (40, Some(80)));
-    assert_eq!((hour_of(ev[1].start), ev[1].end.map(hour_of)), (90, Some(110)));
+    assert_eq!((hour_of(ev[1].start), ev[1].end.map(hour_of)), (96, Some(116)));
 }
 
 #[test]
