@@ -209,7 +209,11 @@ async fn count(client: &Client, css: &str) -> usize {
     client.find_all(Locator::Css(css)).await.unwrap().len()
 }
 
+/// Clicks what `css` finds and waits for the page it leads to: every click of this test
+/// navigates, and WebDriver may return from a click (a form submission especially) before the
+/// new page has replaced the old one.
 async fn click(client: &Client, css: &str) {
+    let before = client.current_url().await.unwrap();
     client
         .find(Locator::Css(css))
         .await
@@ -217,6 +221,19 @@ async fn click(client: &Client, css: &str) {
         .click()
         .await
         .unwrap();
+    for _ in 0..200 {
+        let moved = client.current_url().await.unwrap() != before;
+        // (A session with JavaScript off may refuse scripts: then the address alone decides.)
+        let loaded = client
+            .execute("return document.readyState;", vec![])
+            .await
+            .map_or(true, |state| state == json!("complete"));
+        if moved && loaded {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("clicking {css} on {before} led nowhere within 10 s");
 }
 
 async fn path_of(client: &Client) -> String {
