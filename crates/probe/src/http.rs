@@ -155,7 +155,8 @@ pub fn canonical_header_name(name: &str) -> String {
         .join("-")
 }
 
-fn host_header(url: &Url) -> String {
+/// The `Host` header for `url`: its host, with the port when one is written.
+pub(crate) fn host_header(url: &Url) -> String {
     let host = url.host_str().unwrap_or("");
     match url.port() {
         Some(p) => format!("{host}:{p}"),
@@ -185,8 +186,16 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// The request target for `url`: its path, with the query when there is one.
+pub(crate) fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
 /// Finds the io::Error inside a hyper error, for classification.
-fn classify_hyper(e: &hyper::Error) -> Failure {
+pub(crate) fn classify_hyper(e: &hyper::Error) -> Failure {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -282,10 +291,7 @@ where
         .map_err(|e| classify_hyper(&e))?;
     let mut driver = AbortOnDrop(Some(tokio::spawn(conn)));
     let result = async {
-        let path = match spec.url.query() {
-            Some(q) => format!("{}?{q}", spec.url.path()),
-            None => spec.url.path().to_owned(),
-        };
+        let path = path_and_query(spec.url);
         let mut builder = hyper::Request::builder().method("GET").uri(path);
         for (k, v) in headers {
             builder = builder.header(k, v);

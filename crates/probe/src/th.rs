@@ -10,7 +10,7 @@
 //! panics or waits past its timeout, whatever the control sends (garbage, 10 MB, nothing).
 
 use crate::failure::{classify_io, unknown};
-use crate::http::AbortOnDrop;
+use crate::http::{AbortOnDrop, classify_hyper, host_header, path_and_query};
 use crate::tls::TlsSettings;
 use bytes::Bytes;
 use censorwatch_model::Failure;
@@ -207,33 +207,13 @@ async fn exchange<S>(stream: S, method: &str, url: &Url, body: Option<Vec<u8>>, 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let hyper_err = |e: hyper::Error| {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = source {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                return classify_io(io);
-            }
-            source = s.source();
-        }
-        if e.is_incomplete_message() {
-            Failure::EofError
-        } else {
-            unknown(&e.to_string())
-        }
-    };
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
         .await
-        .map_err(hyper_err)?;
+        .map_err(|e| classify_hyper(&e))?;
     let mut driver = AbortOnDrop(Some(tokio::spawn(conn)));
     let result = async {
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
-            None => url.host_str().unwrap_or("").to_owned(),
-        };
-        let path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
+        let host = host_header(url);
+        let path = path_and_query(url);
         let request = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -242,12 +222,12 @@ where
             .header("User-Agent", concat!("censorwatch/", env!("CARGO_PKG_VERSION")))
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| unknown(&e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(hyper_err)?;
+        let response = sender.send_request(request).await.map_err(|e| classify_hyper(&e))?;
         let status = response.status();
         let mut body = response.into_body();
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(hyper_err)?;
+            let frame = frame.map_err(|e| classify_hyper(&e))?;
             if let Ok(data) = frame.into_data() {
                 if out.len() + data.len() > cap {
                     return Err(unknown(&format!(

@@ -9,7 +9,7 @@
 //! `x_throughput_decoy`, `x_throughput_reference`).
 
 use crate::failure::unknown;
-use crate::http::{AbortOnDrop, BROWSER_HEADERS};
+use crate::http::{AbortOnDrop, BROWSER_HEADERS, classify_hyper, host_header, path_and_query};
 use bytes::Bytes;
 use censorwatch_model::Failure;
 use http_body_util::{BodyExt, Empty};
@@ -111,33 +111,13 @@ async fn exchange<S>(stream: S, url: &Url, limits: Limits, start: Instant, out: 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let hyper_failure = |e: hyper::Error| {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = source {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                return crate::failure::classify_io(io);
-            }
-            source = s.source();
-        }
-        if e.is_incomplete_message() {
-            Failure::EofError
-        } else {
-            unknown(&e.to_string())
-        }
-    };
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
-        .map_err(hyper_failure)?;
+        .map_err(|e| classify_hyper(&e))?;
     let mut driver = AbortOnDrop(Some(tokio::spawn(conn)));
     let result = async {
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
-            None => url.host_str().unwrap_or("").to_owned(),
-        };
-        let path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
+        let host = host_header(url);
+        let path = path_and_query(url);
         let mut builder = hyper::Request::builder().method("GET").uri(path).header("Host", host);
         for (k, v) in BROWSER_HEADERS {
             builder = builder.header(*k, *v);
@@ -148,7 +128,7 @@ where
         let response = tokio::time::timeout(limits.head_timeout, sender.send_request(request))
             .await
             .map_err(|_| Failure::GenericTimeoutError)?
-            .map_err(hyper_failure)?;
+            .map_err(|e| classify_hyper(&e))?;
         out.status_code = Some(response.status().as_u16());
         let mut body = response.into_body();
         let mut last_sample = start;
@@ -161,7 +141,7 @@ where
                     break;
                 }
                 Ok(None) => break,
-                Ok(Some(frame)) => frame.map_err(hyper_failure)?,
+                Ok(Some(frame)) => frame.map_err(|e| classify_hyper(&e))?,
             };
             if let Ok(data) = frame.into_data() {
                 out.bytes += data.len() as u64;
