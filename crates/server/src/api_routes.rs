@@ -11,7 +11,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::routes::{parse_time, unique_params};
+use crate::routes::{parse_flag, parse_format, parse_limit, parse_time, unique_params};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -66,14 +66,6 @@ fn parse_asn(value: &str) -> Option<u32> {
         .unwrap_or(value)
         .parse()
         .ok()
-}
-
-fn parse_format(value: &str) -> Option<bool> {
-    match value {
-        "json" => Some(false),
-        "csv" => Some(true),
-        _ => None,
-    }
 }
 
 /// Parses the query string of `GET /api/v1/aggregation`; the second value says CSV.
@@ -308,20 +300,8 @@ pub(crate) fn parse_outage_query(params: Vec<(String, String)>) -> Result<Outage
                     bad("expected an ISO 8601 date or date-time (UTC), e.g. 2024-02-09 or 2024-02-08T18:00:00Z")
                 })?)
             }
-            "open" => {
-                q.store.open_only = match value.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(bad("expected true or false")),
-                }
-            }
-            "limit" => {
-                let limit: u32 = value.parse().map_err(|_| bad("expected a number"))?;
-                if !(1..=MAX_DETECTIONS).contains(&limit) {
-                    return Err(bad(&format!("expected 1 to {MAX_DETECTIONS}")));
-                }
-                q.store.limit = limit;
-            }
+            "open" => q.store.open_only = parse_flag(&value).ok_or_else(|| bad("expected true or false"))?,
+            "limit" => q.store.limit = parse_limit(&value, MAX_DETECTIONS).map_err(|e| bad(&e))?,
             "format" => q.csv = parse_format(&value).ok_or_else(|| bad("expected json or csv"))?,
             other => {
                 return Err(ApiError::bad_request(format!(

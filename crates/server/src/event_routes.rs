@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::routes::parse_time;
+use crate::routes::{parse_flag, parse_format, parse_limit, parse_time};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
@@ -45,25 +45,9 @@ fn parse_event_query(params: Vec<(String, String)>) -> Result<(DetectionQuery, b
                     bad("expected an ISO 8601 date or date-time (UTC), e.g. 2024-02-17 or 2024-02-17T09:00:00Z")
                 })?)
             }
-            "open" => {
-                q.open_only = match value.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(bad("expected true or false")),
-                }
-            }
-            "limit" => {
-                let limit: u32 = value.parse().map_err(|_| bad("expected a number"))?;
-                if !(1..=MAX_DETECTIONS).contains(&limit) {
-                    return Err(bad(&format!("expected 1 to {MAX_DETECTIONS}")));
-                }
-                q.limit = limit;
-            }
-            "format" => match value.as_str() {
-                "json" => csv = false,
-                "csv" => csv = true,
-                _ => return Err(bad("expected json or csv")),
-            },
+            "open" => q.open_only = parse_flag(&value).ok_or_else(|| bad("expected true or false"))?,
+            "limit" => q.limit = parse_limit(&value, MAX_DETECTIONS).map_err(|e| bad(&e))?,
+            "format" => csv = parse_format(&value).ok_or_else(|| bad("expected json or csv"))?,
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unknown parameter {other:?}; the parameters are {EVENT_PARAMS}"

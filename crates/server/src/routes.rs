@@ -416,6 +416,33 @@ async fn submit_batch(State(state): State<AppState>, headers: HeaderMap, body: B
     Ok((status, Json(body)).into_response())
 }
 
+/// A `format` parameter: `Some(true)` for `csv`, `Some(false)` for `json`.
+pub(crate) fn parse_format(value: &str) -> Option<bool> {
+    match value {
+        "json" => Some(false),
+        "csv" => Some(true),
+        _ => None,
+    }
+}
+
+/// A yes/no parameter (`open`): `true`/`1` or `false`/`0`.
+pub(crate) fn parse_flag(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// A `limit` parameter, 1 to `max`; the error says what was expected.
+pub(crate) fn parse_limit(value: &str, max: u32) -> Result<u32, String> {
+    let limit: u32 = value.parse().map_err(|_| "expected a number".to_owned())?;
+    if !(1..=max).contains(&limit) {
+        return Err(format!("expected 1 to {max}"));
+    }
+    Ok(limit)
+}
+
 /// Parses an ISO 8601 date (`2024-02-17`) or date-time (`2024-02-17T09:31:55Z`, with or without
 /// `Z`, a space instead of `T`, fractions, or an offset), UTC unless an offset is given. A bare
 /// date is its midnight, or with `end_of_day` the next midnight (so `until=DATE` includes DATE).
@@ -518,19 +545,9 @@ fn parse_query(params: Vec<(String, String)>) -> Result<(MeasurementQuery, bool)
                     .map_err(|_| bad("expected a test name such as web_connectivity"))?;
                 q.test_name = Some(value);
             }
-            "limit" => {
-                let limit: u32 = value.parse().map_err(|_| bad("expected a number"))?;
-                if !(1..=MAX_LIMIT).contains(&limit) {
-                    return Err(bad(&format!("expected 1 to {MAX_LIMIT}")));
-                }
-                q.limit = limit;
-            }
+            "limit" => q.limit = parse_limit(&value, MAX_LIMIT).map_err(|e| bad(&e))?,
             "cursor" => q.cursor = Some(Cursor::decode(&value).map_err(|e| ApiError::bad_request(e.to_string()))?),
-            "format" => match value.as_str() {
-                "json" => csv = false,
-                "csv" => csv = true,
-                _ => return Err(bad("expected json or csv")),
-            },
+            "format" => csv = parse_format(&value).ok_or_else(|| bad("expected json or csv"))?,
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "unknown parameter {key:?}; the known ones are {QUERY_PARAMS}"
