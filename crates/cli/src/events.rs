@@ -467,7 +467,8 @@ pub fn refresh_after_ingest(store: &dyn censorwatch_store::Store, err: &mut dyn 
         ),
         Err(e) => writeln!(
             err,
-            "censorwatch: the measurements are stored, but recomputing the events failed ({e}); run              `censorwatch events` to retry"
+            "censorwatch: the measurements are stored, but recomputing the events failed ({e}); run \
+             `censorwatch events` to retry"
         ),
     }
 }

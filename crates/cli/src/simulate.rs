@@ -225,20 +225,21 @@ fn write_report(out: &mut impl Write, r: &EvalReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<13} {:>9} {:>6} {:>8} {:>7} {:>9} {:>9} {:>8}",
-        "scenario", "scenarios", "truth", "detected", "matched", "start err", "end err", "pattern"
+        "{:<13} {:>9} {:>6} {:>8} {:>7} {:>9} {:>9} {:>8} {:>16}",
+        "scenario", "scenarios", "truth", "detected", "matched", "start err", "end err", "pattern", "outages t/d/m"
     )?;
     for (name, k) in &r.scenarios {
         writeln!(
             out,
-            "{name:<13} {:>9} {:>6} {:>8} {:>7} {:>9.2} {:>9.2} {:>8}",
+            "{name:<13} {:>9} {:>6} {:>8} {:>7} {:>9.2} {:>9.2} {:>8} {:>16}",
             k.scenarios,
             k.truth_events,
             k.detected_events,
             k.matched,
             k.start_error_bins,
             k.end_error_bins,
-            k.pattern_right
+            k.pattern_right,
+            format!("{}/{}/{}", k.truth_outages, k.detected_outages, k.matched_outages)
         )?;
     }
     if r.missed_targets.is_empty() {

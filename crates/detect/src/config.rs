@@ -61,6 +61,19 @@ pub struct OutageConfig {
     pub volume_alpha: f64,
     /// Probe volume alerts only when the baseline is at least this many measurements per bin.
     pub min_volume_baseline: f64,
+    /// A sparse network that falls silent: a run of k empty bins opens an outage (from its first
+    /// bin) once p0^k is at most this, where p0 is the chance of one empty bin in the network's
+    /// recent past, the larger of e^-λ (Poisson, λ the mean of its baseline window) and the share of empty bins in
+    /// the baseline window (Laplace-smoothed). The per-bin test cannot see a shutdown of a
+    /// network with 3 measurements an hour; this one needs 7 silent hours at λ = 3 and 21 at
+    /// λ = 1. It is far smaller than `volume_alpha` because every network is tested every bin
+    /// for years: at 1e-9 an hourly network's noise opens a false outage once in ~100 000 years.
+    pub silence_alpha: f64,
+    /// A count bin (probe volume) is judged only when both the newest measurement seen and the
+    /// clock are at least this far past its end. Bins after the data ends are unknown, not
+    /// empty: without this, the end of a dataset (or a pause in ingestion) reads as every
+    /// network falling silent; and measurements reach the store a little late.
+    pub volume_settle: i64,
     /// Alert bins separated by at most this many seconds of normal bins are one alert.
     pub merge_gap: i64,
     /// Baseline values older than this many windows are not used.
@@ -101,6 +114,8 @@ impl Default for OutageConfig {
             },
             volume_alpha: 1e-5,
             min_volume_baseline: 5.0,
+            silence_alpha: 1e-9,
+            volume_settle: HOUR / 2,
             merge_gap: HOUR,
             max_baseline_age: 4,
         }
@@ -227,6 +242,11 @@ impl Config {
         if !(o.volume_alpha > 0.0 && o.volume_alpha <= 1.0 && o.min_volume_baseline >= 0.0) {
             return Err(ConfigError::Invalid(
                 "need 0 < volume_alpha <= 1 and min_volume_baseline >= 0",
+            ));
+        }
+        if !(o.silence_alpha > 0.0 && o.silence_alpha < 1.0) || o.volume_settle < 0 {
+            return Err(ConfigError::Invalid(
+                "need 0 < silence_alpha < 1 and volume_settle >= 0",
             ));
         }
         if o.merge_gap < 0 || o.max_baseline_age < 1 {
@@ -360,8 +380,14 @@ mod tests {
         let mut c = d.clone();
         c.outage.bgp.critical = 1.5;
         assert!(c.validate().is_err());
-        let mut c = d;
+        let mut c = d.clone();
         c.outage.volume_alpha = 0.0;
+        assert!(c.validate().is_err());
+        let mut c = d.clone();
+        c.outage.silence_alpha = 1.0;
+        assert!(c.validate().is_err());
+        let mut c = d;
+        c.outage.volume_settle = -1;
         assert!(c.validate().is_err());
     }
 

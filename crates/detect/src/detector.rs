@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::group::{Event, Evidence, Pattern, SeriesEvent, group_events, method_list};
 use crate::hash::FastMap;
 use crate::obs::{Cc, Observation, SeriesKey, SignalKind, SignalSample};
-use crate::outage::{CountrySignal, Outage, SignalAlert, SignalSeries, group_outages};
+use crate::outage::{CountrySignal, Judged, Outage, SignalAlert, SignalSeries, contradicted, group_outages};
 use crate::platform::platform_of;
 use crate::segment::{RawEvent, Viterbi, boundary, extract};
 use crate::stats::wilson;
@@ -134,6 +134,36 @@ struct Country {
     alerts: Vec<SignalAlert>,
 }
 
+/// How far the outage signals are judged: bins before these bin indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SignalHorizon {
+    /// Levels (BGP, control reachability): every bin that ended by the clock. A level without
+    /// readings is missing, not low, so judging up to the clock is safe.
+    levels: i64,
+    /// Counts (probe volume): every bin that ended [`crate::OutageConfig::volume_settle`]
+    /// before both the clock and the newest measurement. A count is zero where nothing was
+    /// received, so past the end of the data (a finished dataset, a stalled ingest) every
+    /// network would look silent: those bins are unknown, and wait.
+    counts: i64,
+}
+
+impl SignalHorizon {
+    fn at(now: i64, newest_measurement: Option<i64>, config: &Config) -> SignalHorizon {
+        let levels = config.bin_of(now);
+        let judged_until = newest_measurement
+            .map_or(i64::MIN, |t| t.min(now))
+            .saturating_sub(config.outage.volume_settle);
+        SignalHorizon {
+            levels,
+            counts: config.bin_of(judged_until).min(levels),
+        }
+    }
+
+    fn upto(self, kind: SignalKind) -> i64 {
+        if kind.is_count() { self.counts } else { self.levels }
+    }
+}
+
 /// The incremental detector (see the module doc).
 #[derive(Debug)]
 pub struct Detector {
@@ -148,7 +178,11 @@ pub struct Detector {
     signal_sets: Vec<SignalSet>,
     dirty_ccs: BTreeSet<Cc>,
     countries: FastMap<Cc, Country>,
-    classified_upto: Option<i64>,
+    /// The bins the outage signals were last classified up to (exclusive): levels, counts.
+    classified_upto: Option<SignalHorizon>,
+    /// The newest measurement time accepted: counts are not judged past it (see
+    /// [`crate::OutageConfig::volume_settle`]).
+    newest_measurement: Option<i64>,
     outages: Option<Vec<Outage>>,
     watermark: i64,
     /// The latest `now` given to [`Detector::refresh`].
@@ -174,6 +208,7 @@ impl Detector {
             dirty_ccs: BTreeSet::new(),
             countries: FastMap::default(),
             classified_upto: None,
+            newest_measurement: None,
             outages: None,
             watermark: i64::MIN,
             clock: None,
@@ -314,7 +349,8 @@ impl Detector {
         set.series[SignalKind::ProbeVolume.index()].add(b, 1.0);
         // A bin not yet complete is classified when the clock passes it, whatever it holds; only
         // a change to a classified bin needs this network's alerts redone now.
-        set.dirty |= self.classified_upto.is_none_or(|upto| b < upto);
+        set.dirty |= self.classified_upto.is_none_or(|h| b < h.upto(SignalKind::ProbeVolume));
+        self.newest_measurement = Some(self.newest_measurement.map_or(obs.time, |t| t.max(obs.time)));
         self.stats.observations += 1;
         Ok(())
     }
@@ -331,14 +367,19 @@ impl Detector {
         let b = self.config.bin_of(sample.time);
         let set = &mut self.signal_sets[i];
         set.series[sample.kind.index()].add(b, sample.value);
-        set.dirty |= self.classified_upto.is_none_or(|upto| b < upto);
+        set.dirty |= self.classified_upto.is_none_or(|h| b < h.upto(sample.kind));
+        if sample.kind.is_count() {
+            self.newest_measurement = Some(self.newest_measurement.map_or(sample.time, |t| t.max(sample.time)));
+        }
         self.stats.signal_samples += 1;
         Ok(())
     }
 
     /// Brings every result up to date with the data seen and the clock `now` (Unix seconds):
     /// re-decodes the series that changed, re-groups their groups, and classifies the outage
-    /// signals' complete bins (those that ended by `now`).
+    /// signals' complete bins: a level's bins that ended by `now`, a count's bins that ended
+    /// [`crate::OutageConfig::volume_settle`] before both `now` and the newest measurement
+    /// (after the data ends, a bin's volume is unknown, not zero).
     pub fn refresh(&mut self, now: i64) {
         let now = now.clamp(MIN_TIME, MAX_TIME);
         self.watermark = self.watermark.max(now);
@@ -397,18 +438,23 @@ impl Detector {
 
     fn refresh_signals(&mut self, now: i64) {
         let config = &self.config;
-        let upto = config.bin_of(now);
-        let advanced = self.classified_upto != Some(upto);
-        self.classified_upto = Some(upto);
+        let horizon = SignalHorizon::at(now, self.newest_measurement, config);
+        let advanced = self.classified_upto != Some(horizon);
+        self.classified_upto = Some(horizon);
         for set in &mut self.signal_sets {
             if !(set.dirty || advanced) {
                 continue;
             }
-            let mut alerts = Vec::new();
             for s in &mut set.series {
-                s.classify(upto, config);
-                alerts.extend(s.alerts(set.cc, Some(set.asn), config));
+                s.classify(horizon.upto(s.kind), config);
             }
+            let judged: Vec<Judged<'_>> = set.series.iter().map(SignalSeries::judged).collect();
+            let alerts: Vec<SignalAlert> = set
+                .series
+                .iter()
+                .flat_map(|s| s.alerts(set.cc, Some(set.asn), config))
+                .filter(|a| !contradicted(a, &judged, config.bin))
+                .collect();
             set.dirty = false;
             if alerts != set.alerts {
                 set.alerts = alerts;
@@ -420,7 +466,7 @@ impl Detector {
             let Some(country) = self.countries.get_mut(&cc) else {
                 continue;
             };
-            let mut alerts = Vec::new();
+            let mut alerts: Vec<SignalAlert> = Vec::new();
             for kind in SignalKind::ALL {
                 let k = kind.index();
                 let mut changed = i64::MAX;
@@ -433,8 +479,15 @@ impl Detector {
                     .iter()
                     .map(|&m| &self.signal_sets[m].series[k])
                     .collect();
-                country.signals[k].update(&parts, changed, upto, config);
-                alerts.extend(country.signals[k].alerts(cc, config));
+                country.signals[k].update(&parts, changed, horizon.upto(kind), config);
+            }
+            let judged: Vec<Judged<'_>> = country.signals.iter().map(CountrySignal::judged).collect();
+            for s in &country.signals {
+                alerts.extend(
+                    s.alerts(cc, config)
+                        .into_iter()
+                        .filter(|a| !contradicted(a, &judged, config.bin)),
+                );
             }
             if alerts != country.alerts {
                 country.alerts = alerts;

@@ -12,7 +12,11 @@
 //!   and the few measurements taken are inconclusive and arrive only when the network is back;
 //! - `clean`: no block, 3–8% of measurements wrongly `blocked` (flaky networks), an occasional
 //!   hour where a probe fails half its measurements, and site-wide `down` spells;
-//! - `sparse_clean`: the same at 1–3 measurements an hour.
+//! - `sparse_clean`: the same at 1–3 measurements an hour;
+//! - `sparse_outage`: networks with one domain measured 1–3 times an hour and no BGP or
+//!   control-reachability feed (like Telenor in the lab's pk-2024 replay) fall fully silent for
+//!   12–36 h: only the run of empty bins can tell. They have no probe-offline gaps, which without
+//!   another signal would be the same thing as a shutdown.
 //!
 //! Every network also gets noise, a few inconclusive results, probe-offline gaps (placed away
 //! from the truth's own boundaries, so that they test "gaps do not close an event" without
@@ -102,11 +106,13 @@ pub enum ScenarioKind {
     Clean,
     /// No block; 1–3 measurements an hour.
     SparseClean,
+    /// Sparse networks without BGP or control signals go silent.
+    SparseOutage,
 }
 
 impl ScenarioKind {
     /// Every kind, in report order.
-    pub const ALL: [ScenarioKind; 7] = [
+    pub const ALL: [ScenarioKind; 8] = [
         ScenarioKind::Steady,
         ScenarioKind::Staggered,
         ScenarioKind::Intermittent,
@@ -114,6 +120,7 @@ impl ScenarioKind {
         ScenarioKind::Outage,
         ScenarioKind::Clean,
         ScenarioKind::SparseClean,
+        ScenarioKind::SparseOutage,
     ];
 
     /// The report name.
@@ -126,6 +133,7 @@ impl ScenarioKind {
             ScenarioKind::Outage => "outage",
             ScenarioKind::Clean => "clean",
             ScenarioKind::SparseClean => "sparse_clean",
+            ScenarioKind::SparseOutage => "sparse_outage",
         }
     }
 
@@ -133,8 +141,9 @@ impl ScenarioKind {
     fn count(self) -> u32 {
         match self {
             ScenarioKind::Steady | ScenarioKind::Staggered | ScenarioKind::Sparse => 12,
-            ScenarioKind::Intermittent | ScenarioKind::Clean => 16,
-            ScenarioKind::Outage | ScenarioKind::SparseClean => 8,
+            ScenarioKind::Intermittent => 16,
+            ScenarioKind::Clean => 14,
+            ScenarioKind::Outage | ScenarioKind::SparseClean | ScenarioKind::SparseOutage => 6,
         }
     }
 
@@ -142,12 +151,20 @@ impl ScenarioKind {
     pub fn is_clean(self) -> bool {
         matches!(
             self,
-            ScenarioKind::Clean | ScenarioKind::SparseClean | ScenarioKind::Outage
+            ScenarioKind::Clean | ScenarioKind::SparseClean | ScenarioKind::Outage | ScenarioKind::SparseOutage
         )
     }
 
+    /// Whether networks go dark in truth.
+    pub fn has_outages(self) -> bool {
+        matches!(self, ScenarioKind::Outage | ScenarioKind::SparseOutage)
+    }
+
     fn sparse(self) -> bool {
-        matches!(self, ScenarioKind::Sparse | ScenarioKind::SparseClean)
+        matches!(
+            self,
+            ScenarioKind::Sparse | ScenarioKind::SparseClean | ScenarioKind::SparseOutage
+        )
     }
 }
 
@@ -316,7 +333,10 @@ fn scenario(sim: &mut Simulation, rng: &mut Rng, kind: ScenarioKind, index: usiz
     let (t0, t1) = (sim.start, sim.end);
     let cc = country(index);
     let platform = PLATFORMS[rng.int(0, PLATFORMS.len() as i64) as usize];
-    let n_domains = rng.int(1, 3.min(platform.domains.len() as i64) + 1) as usize;
+    let mut n_domains = rng.int(1, 3.min(platform.domains.len() as i64) + 1) as usize;
+    if kind == ScenarioKind::SparseOutage {
+        n_domains = 1;
+    }
     let domains: Vec<Arc<str>> = platform.domains[..n_domains]
         .iter()
         .enumerate()
@@ -380,9 +400,14 @@ fn scenario(sim: &mut Simulation, rng: &mut Rng, kind: ScenarioKind, index: usiz
                 }
             }
         }
-        ScenarioKind::Outage => {
+        ScenarioKind::Outage | ScenarioKind::SparseOutage => {
             let s = t0 + rng.int(3 * DAY, (t1 - t0) - 3 * DAY) + rng.int(0, HOUR);
-            let e = s + rng.int(4 * HOUR, 36 * HOUR);
+            let shortest = if kind == ScenarioKind::SparseOutage {
+                12 * HOUR
+            } else {
+                4 * HOUR
+            };
+            let e = s + rng.int(shortest, 36 * HOUR);
             let all = rng.chance(0.5);
             for &asn in &asns {
                 if all || rng.chance(0.5) || (outages.is_empty() && asn == asns[asns.len() - 1]) {
@@ -450,7 +475,7 @@ fn scenario(sim: &mut Simulation, rng: &mut Rng, kind: ScenarioKind, index: usiz
             let rate = rng.range(3.0, 10.0);
             let phase = rng.range(0.0, 24.0);
             let mut gaps: Vec<(i64, i64)> = Vec::new();
-            if rng.chance(0.3) {
+            if kind != ScenarioKind::SparseOutage && rng.chance(0.3) {
                 for _ in 0..20 {
                     let s = t0 + rng.int(DAY, t1 - t0 - DAY);
                     let g = (s, s + rng.int(4 * HOUR, 12 * HOUR));
@@ -475,8 +500,8 @@ fn scenario(sim: &mut Simulation, rng: &mut Rng, kind: ScenarioKind, index: usiz
                         continue;
                     }
                     let is_dark = inside(&dark, t);
-                    if is_dark && !rng.chance(0.03) {
-                        continue; // the network is down: almost nothing is measured
+                    if is_dark && (kind == ScenarioKind::SparseOutage || !rng.chance(0.03)) {
+                        continue; // the network is down: almost nothing (or nothing) is measured
                     }
                     let (status, m) = if is_dark || rng.chance(inconclusive) {
                         (Status::Inconclusive, None)
@@ -516,7 +541,11 @@ fn scenario(sim: &mut Simulation, rng: &mut Rng, kind: ScenarioKind, index: usiz
                 hour += HOUR;
             }
         }
-        // Signals: BGP-visible /24s every 30 minutes, control reachability hourly.
+        // Signals: BGP-visible /24s every 30 minutes, control reachability hourly (none for
+        // sparse_outage's networks).
+        if kind == ScenarioKind::SparseOutage {
+            continue;
+        }
         let base = rng.int(300, 3000) as f64;
         let bgp_factor = rng.range(0.05, 0.3);
         let ctl_base = (base * 0.6).round();
