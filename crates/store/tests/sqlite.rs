@@ -599,7 +599,17 @@ fn a_redaction_leaves_no_copy_in_the_files() {
         bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes())
     };
     assert!(on_disk(&path), "the marker is stored before the redaction");
+    let triggers = || -> i64 {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(triggers(), 0, "inserts pay for no trigger until something is redacted");
     store.redact(&leaky.id, "leaked personal data", 1).unwrap().unwrap();
+    assert_eq!(triggers(), 1, "the first redaction adds the trigger that keeps it out");
     drop(store);
     assert!(!on_disk(&path), "no copy of the redacted row is left");
     let store = SqliteStore::open(&path).unwrap();
