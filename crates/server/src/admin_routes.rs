@@ -179,21 +179,28 @@ async fn delete_measurement(
     })?;
     let reason = validate_reason(&reason).map_err(ApiError::bad_request)?.to_owned();
     let store = state.store().clone();
+    let ledger = state.ledger().cloned();
     let lookup = id.clone();
     let now = crate::detections::unix_now();
-    let redaction = tokio::task::spawn_blocking(move || store.redact(&lookup, &reason, now))
-        .await
-        .map_err(|e| ApiError::internal(format!("the removal failed: {e}")))?
-        .map_err(|e| {
-            ApiError::unavailable(format!(
-                "the store failed: {e}; nothing was removed, or the removal is unfinished: send the same request again"
-            ))
-        })?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no measurement with id {id:?}; ids are the measurement_uid a submission returned"
-            ))
-        })?;
+    let redaction = tokio::task::spawn_blocking(move || {
+        // Holding the log while removing: a commit being logged right now records its leaf
+        // indexes before the removal reads them, or after the row is gone (and skips it), never
+        // in between (which would leave a leaf index for a measurement that is not stored).
+        let _log = ledger.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
+        store.redact(&lookup, &reason, now)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the removal failed: {e}")))?
+    .map_err(|e| {
+        ApiError::unavailable(format!(
+            "the store failed: {e}; nothing was removed, or the removal is unfinished: send the same request again"
+        ))
+    })?
+    .ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no measurement with id {id:?}; ids are the measurement_uid a submission returned"
+        ))
+    })?;
     if !state.inner.redacted.contains(&redaction.id) {
         state.inner.redacted.insert(redaction.id.clone());
         if let Some(worker) = state.inner.detections.lock().ok().as_ref().and_then(|w| w.as_ref()) {
