@@ -612,7 +612,9 @@ fn readme(checkpoint: &Checkpoint, key: &VerifierKey) -> String {
          \x20   censorwatch evidence verify THIS_FILE --key '{key}'\n\
          \n\
          (with the log's verifier key as published by its operator; without --key the key in\n\
-         verifier-key.txt is used, which proves integrity but not who signed).\n\
+         verifier-key.txt is used, which proves integrity but not who signed). If the log has\n\
+         rotated its key since, this key is in its keyring (GET /api/v1/keys): pass that file\n\
+         with --keyring, which also checks that the key was in use when the bundle was made.\n\
          \n\
          By hand: checkpoint.txt is a C2SP signed note (Ed25519) of a C2SP tlog-checkpoint for\n\
          log {origin} at size {size}. Each measurement has a leaf whose data is the four lines\n\
