@@ -16,7 +16,8 @@
 //!   verifier key, the time): whoever trusted the old key can check that its holder handed over
 //!   to the new one, and move their trust;
 //! - the **transition checkpoint**: the current tree head, co-signed by both keys, so the
-//!   checkpoint that follows the rotation verifies under either.
+//!   checkpoint that follows the rotation verifies under either ([`crate::Ledger`] serves it as
+//!   the signed head until the log grows).
 //!
 //! Both are kept in the retired key's keyring entry. The old key stays in the keyring (public
 //! half only), so bundles and checkpoints signed before the rotation keep verifying.

@@ -104,6 +104,14 @@ pub struct Ledger {
     /// A failure between the log and the store left them out of step: reconcile before
     /// appending anything else.
     dirty: bool,
+    /// The checkpoint co-signed at the last key rotation (see [`Ledger::signed_checkpoint`]).
+    transition: Option<String>,
+}
+
+/// The transition checkpoint of the latest rotation recorded in the keys directory's keyring.
+fn last_transition(keys_dir: &Path) -> Option<String> {
+    let ring = Keyring::read(&keyring::keyring_path(keys_dir)).ok()??;
+    ring.keys.iter().rev().find_map(|k| k.transition_checkpoint.clone())
 }
 
 /// The name a new log key gets: `censorwatch/log-` and 8 random hex digits, so two
@@ -150,6 +158,7 @@ impl Ledger {
             log,
             keys,
             dirty: false,
+            transition: last_transition(&keys_dir),
         })
     }
 
@@ -163,6 +172,7 @@ impl Ledger {
             log,
             keys,
             dirty: false,
+            transition: last_transition(&data_dir.join(KEYS_DIR)),
         })
     }
 
@@ -214,6 +224,7 @@ impl Ledger {
         let at = chrono::DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
         let (keys, rotation) = keyring::rotate(&self.data_dir.join(KEYS_DIR), &self.keys, &self.checkpoint(), at, 0)?;
         self.keys = keys;
+        self.transition = Some(rotation.transition_checkpoint.clone());
         let dir = self.data_dir.join(CHECKPOINTS_DIR);
         let io = |path: PathBuf| move |source| LedgerError::Io { path, source };
         std::fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
@@ -233,9 +244,17 @@ impl Ledger {
         self.log.checkpoint(self.origin())
     }
 
-    /// The current tree head, signed.
+    /// The current tree head, signed. Until the log grows after a key rotation, this is the
+    /// transition checkpoint, co-signed by the retired key, so a verifier that still trusts only
+    /// the old key can check the head and the hand-over.
     pub fn signed_checkpoint(&self) -> String {
-        self.checkpoint().sign(&self.keys)
+        let head = self.checkpoint();
+        if let Some(note) = &self.transition {
+            if checkpoint::parse_signed_checkpoint(note).is_ok_and(|(c, _)| c == head) {
+                return note.clone();
+            }
+        }
+        head.sign(&self.keys)
     }
 
     /// Signs the current head and writes it to `DATA/checkpoints/latest.txt`, and as the day's

@@ -63,6 +63,12 @@ fn bundles_made_before_a_rotation_keep_verifying_after_it() {
     }
     let latest = std::fs::read_to_string(dir.path().join("checkpoints").join("latest.txt")).unwrap();
     assert_eq!(latest, rotation.transition_checkpoint);
+    // Until the log grows, the signed head is the co-signed one, also after reopening.
+    assert_eq!(ledger.signed_checkpoint(), rotation.transition_checkpoint);
+    assert_eq!(
+        Ledger::open_read_only(dir.path()).unwrap().signed_checkpoint(),
+        rotation.transition_checkpoint
+    );
     // Later checkpoints: the new key only.
     let b = records("b-", 5);
     store.insert(&b).unwrap();
