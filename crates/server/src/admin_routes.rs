@@ -143,12 +143,23 @@ pub(crate) fn resubmitted(id: &str) -> String {
     )
 }
 
-/// `Err(410)` when any of `ids` was removed (the collector calls this before committing).
+/// `Err(410)` when the measurement `id` was removed (the collector calls this before
+/// committing; a refusal counts among the rejected submissions).
 pub(crate) fn refuse_redacted(state: &AppState, id: &str) -> Result<(), ApiError> {
-    if state.inner.redacted.contains(id) {
+    if is_redacted(state, id) {
+        state
+            .inner
+            .stats
+            .rejected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Err(ApiError::new(StatusCode::GONE, resubmitted(id)));
     }
     Ok(())
+}
+
+/// Whether the measurement `id` was removed.
+pub(crate) fn is_redacted(state: &AppState, id: &str) -> bool {
+    state.inner.redacted.contains(id)
 }
 
 /// The redaction of `id` when it was removed (for the 410 of the read paths).

@@ -373,9 +373,9 @@ async fn submit_batch(State(state): State<AppState>, headers: HeaderMap, body: B
         let mut records = Vec::new();
         let mut chunk_results = Vec::with_capacity(prepared.len());
         for (line, outcome) in prepared {
-            let outcome = outcome.and_then(|p| match crate::admin_routes::refuse_redacted(&state, &p.record.id) {
-                Ok(()) => Ok(p),
-                Err(e) => Err(e.message),
+            let outcome = outcome.and_then(|p| match crate::admin_routes::is_redacted(&state, &p.record.id) {
+                false => Ok(p),
+                true => Err(crate::admin_routes::resubmitted(&p.record.id)),
             });
             match outcome {
                 Ok(p) => {
