@@ -9,18 +9,24 @@
 //!   from a day before its start to a day after its end (or until now, while it is ongoing), so
 //!   the bundle shows the block, its networks, and the networks and hours around it that were
 //!   not blocked; the event itself goes into the manifest's description and the summary.
-//! - `verify BUNDLE [--key KEY]`: checks everything offline; names each failing file and check;
-//!   exit 1 on any failure.
-//! - `consistency OLD_CHECKPOINT [--key KEY]`: proves the current log extends the old checkpoint
-//!   (RFC 6962 consistency proof), or says why it does not; exit 1 when it does not.
+//! - `verify BUNDLE [--key KEY]… | [--keyring FILE]`: checks everything offline; names each
+//!   failing file and check; exit 1 on any failure. After a signing-key rotation a bundle is
+//!   signed by the old key or the new one: give both keys (`--key` repeated), or the log's keyring
+//!   as `GET /api/v1/keys` publishes it (every key it signed with, each checked within its
+//!   validity period).
+//! - `consistency OLD_CHECKPOINT [--key KEY]…`: proves the current log extends the old checkpoint
+//!   (RFC 6962 consistency proof), or says why it does not; exit 1 when it does not. Without
+//!   `--key`, any key of the data directory's keyring may have signed the old checkpoint.
 
 use crate::db::{DEFAULT_DB, DbUrl};
 use anyhow::Context;
-use censorwatch_evidence::bundle::verify_bundle;
+use censorwatch_evidence::bundle::{Trusted, verify_bundle_trusting};
 use censorwatch_evidence::checkpoint::{Checkpoint, open_checkpoint, parse_signed_checkpoint};
 use censorwatch_evidence::ledger::Reconciled;
 use censorwatch_evidence::log::LogError;
-use censorwatch_evidence::{Collected, Ledger, LedgerError, Selection, VerifierKey, collect, verify_consistency};
+use censorwatch_evidence::{
+    Collected, Keyring, Ledger, LedgerError, Selection, VerifierKey, collect, verify_consistency,
+};
 use censorwatch_store::{DetectionKind, Store};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -97,10 +103,15 @@ struct VerifyArgs {
     /// The bundle.
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
-    /// The log's verifier key as its operator published it (NAME+ID+KEY, or @FILE); without it
-    /// the key inside the bundle is used, which proves integrity but not who signed.
+    /// The log's verifier key as its operator published it (NAME+ID+KEY, or @FILE); repeat it to
+    /// trust several (the keys before and after a rotation). Without it the key inside the bundle
+    /// is used, which proves integrity but not who signed.
     #[arg(long, value_name = "KEY")]
-    key: Option<String>,
+    key: Vec<String>,
+    /// The log's keyring as `GET /api/v1/keys` serves it (or DATA/keys/keyring.json): trust any
+    /// of its keys, within the period each was in use.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    keyring: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -111,10 +122,10 @@ struct ConsistencyArgs {
     /// The earlier signed checkpoint (a file).
     #[arg(value_name = "OLD_CHECKPOINT")]
     old: PathBuf,
-    /// The verifier key the old checkpoint must be signed with (NAME+ID+KEY, or @FILE)
-    /// [default: the data directory's key].
+    /// The verifier key the old checkpoint must be signed with (NAME+ID+KEY, or @FILE); repeat it
+    /// to accept several [default: any key of the data directory's keyring].
     #[arg(long, value_name = "KEY")]
-    key: Option<String>,
+    key: Vec<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -284,9 +295,18 @@ fn read_key(text: &str) -> anyhow::Result<VerifierKey> {
     VerifierKey::parse(&key_text).map_err(|e| anyhow::anyhow!("--key: {e}"))
 }
 
+/// A `--keyring` file.
+fn read_keyring(path: &Path) -> anyhow::Result<Keyring> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the keyring {}", path.display()))?;
+    Keyring::parse(&text).map_err(|e| anyhow::anyhow!("--keyring {}: {e}", path.display()))
+}
+
 fn verify(a: &VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let key = a.key.as_deref().map(read_key).transpose()?;
-    let report = verify_bundle(&a.bundle, key.as_ref());
+    let trusted = match &a.keyring {
+        Some(path) => Trusted::keyring(read_keyring(path)?),
+        None => Trusted::keys(a.key.iter().map(|k| read_key(k)).collect::<anyhow::Result<_>>()?),
+    };
+    let report = verify_bundle_trusting(&a.bundle, &trusted);
     if a.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
@@ -307,11 +327,18 @@ fn consistency(a: &ConsistencyArgs, out: &mut impl Write) -> anyhow::Result<Exit
         Ok(l) => l,
         Err(e) => return Err(explain(&data, e)),
     };
-    let key = match &a.key {
-        Some(k) => read_key(k)?,
-        None => ledger.verifier().clone(),
+    let keys: Vec<VerifierKey> = if a.key.is_empty() {
+        ledger.keyring().map_err(|e| explain(&data, e))?.verifier_keys()
+    } else {
+        a.key.iter().map(|k| read_key(k)).collect::<anyhow::Result<_>>()?
     };
-    let old: Checkpoint = match open_checkpoint(&text, &key) {
+    // The first key that verifies it; else the first key's complaint.
+    let opened = keys
+        .iter()
+        .map(|key| open_checkpoint(&text, key))
+        .find(Result::is_ok)
+        .unwrap_or_else(|| open_checkpoint(&text, &keys[0]));
+    let old: Checkpoint = match opened {
         Ok(c) => c,
         Err(e) => {
             // Say what the file claims even when its signature fails.

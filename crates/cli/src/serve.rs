@@ -6,7 +6,8 @@
 //! measurement is appended to it after its commit, and a signed checkpoint is written at start,
 //! hourly and at shutdown.
 //!
-//! `--admin-token-file FILE` (or `CENSORWATCH_ADMIN_TOKEN`) enables the admin endpoints;
+//! `--admin-token-file FILE` (or `CENSORWATCH_ADMIN_TOKEN`) enables the admin endpoints
+//! (webhooks and watches, removing a measurement, rotating the log's signing key);
 //! `--config FILE` adds webhooks (`[[webhook]]` tables) to those added over the API.
 
 use crate::db::DbUrl;

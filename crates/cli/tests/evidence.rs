@@ -406,3 +406,77 @@ fn an_ingest_killed_at_random_moments_leaves_store_and_log_in_agreement() {
     let cp = censorwatch_evidence::open_checkpoint(&cp_text, ledger.verifier()).unwrap();
     assert_eq!((cp.size, cp.root), (stored, ledger.log().root()));
 }
+
+/// After a signing-key rotation: a bundle made before verifies with the old key, with both keys
+/// (`--key` twice) and with the keyring, not with the new key alone; `consistency` accepts a
+/// checkpoint the old key signed (any key of the data directory's keyring); `--key` and
+/// `--keyring` together are a usage error.
+#[test]
+fn verify_and_consistency_accept_the_keys_before_and_after_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("cw.db");
+    ingest(&testdata("ooni/real_measurements_combined.jsonl"), &db);
+    let bundle = dir.path().join("it.tar.gz");
+    let (code, out, err) = censorwatch(&[
+        "evidence",
+        "bundle",
+        "--db",
+        &sqlite(&db),
+        "--cc",
+        "IT",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let published = dir.path().join("published.txt");
+    std::fs::copy(data.join("checkpoints/latest.txt"), &published).unwrap();
+    let old = std::fs::read_to_string(data.join("keys/verifier.key")).unwrap();
+    let rotation = Ledger::open(&data)
+        .unwrap()
+        .rotate_key(std::time::SystemTime::now())
+        .unwrap();
+    let new = std::fs::read_to_string(data.join("keys/verifier.key")).unwrap();
+    assert_eq!(new.trim(), rotation.new.to_string());
+    assert_ne!(old, new);
+    let keyring = data.join("keys/keyring.json");
+    let b = bundle.to_str().unwrap();
+
+    let run = |extra: &[&str]| {
+        let mut args = vec!["evidence", "verify", b];
+        args.extend_from_slice(extra);
+        censorwatch(&args)
+    };
+    let (code, out, err) = run(&["--key", old.trim()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&["--key", new.trim(), "--key", old.trim()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("signed by {}", old.trim())), "{out}");
+    let (code, out, err) = run(&["--keyring", keyring.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(&["--key", new.trim()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL checkpoint.txt: no signature by key"), "{out}");
+    let (code, _, err) = run(&["--key", new.trim(), "--keyring", keyring.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, out, err) = censorwatch(&[
+        "evidence",
+        "consistency",
+        published.to_str().unwrap(),
+        "--db",
+        &sqlite(&db),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("OK: "), "{out}");
+    let (code, out, _) = censorwatch(&[
+        "evidence",
+        "consistency",
+        published.to_str().unwrap(),
+        "--db",
+        &sqlite(&db),
+        "--key",
+        new.trim(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+}

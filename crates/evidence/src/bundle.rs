@@ -30,6 +30,7 @@
 
 use crate::chart::{blocked_share_svg, escape_xml};
 use crate::checkpoint::{Checkpoint, open_checkpoint};
+use crate::keyring::Keyring;
 use crate::leaf::{BadId, LEAF_FORMAT, MeasurementLeaf, check_id};
 use crate::merkle::{Hash, verify_inclusion};
 use crate::note::{Keys, Note, VerifierKey};
@@ -611,7 +612,9 @@ fn readme(checkpoint: &Checkpoint, key: &VerifierKey) -> String {
          \x20   censorwatch evidence verify THIS_FILE --key '{key}'\n\
          \n\
          (with the log's verifier key as published by its operator; without --key the key in\n\
-         verifier-key.txt is used, which proves integrity but not who signed).\n\
+         verifier-key.txt is used, which proves integrity but not who signed). If the log has\n\
+         rotated its key since, this key is in its keyring (GET /api/v1/keys): pass that file\n\
+         with --keyring, which also checks that the key was in use when the bundle was made.\n\
          \n\
          By hand: checkpoint.txt is a C2SP signed note (Ed25519) of a C2SP tlog-checkpoint for\n\
          log {origin} at size {size}. Each measurement has a leaf whose data is the four lines\n\
@@ -831,15 +834,58 @@ fn read_archive(reader: impl Read, report: &mut Report) -> Result<BTreeMap<Strin
     Ok(files)
 }
 
+/// The keys a verifier trusts a bundle to be signed with.
+///
+/// - none: the key the bundle carries is used (integrity, not authorship; a warning says so);
+/// - one or more keys (`--key`, repeatable): the bundle must be signed by one of them — after a
+///   key rotation, trust the old key and the new one;
+/// - a keyring (`--keyring`, as the log publishes it): any of its keys, and the bundle must have
+///   been made within that key's validity period.
+#[derive(Debug, Clone, Default)]
+pub struct Trusted {
+    keys: Vec<VerifierKey>,
+    keyring: Option<Keyring>,
+}
+
+impl Trusted {
+    /// Trust the key the bundle carries.
+    pub fn bundle_key() -> Trusted {
+        Trusted::default()
+    }
+
+    /// Trust these keys (none: the bundle's own).
+    pub fn keys(keys: Vec<VerifierKey>) -> Trusted {
+        Trusted { keys, keyring: None }
+    }
+
+    /// Trust the keys of a keyring, each within its validity period.
+    pub fn keyring(keyring: Keyring) -> Trusted {
+        Trusted {
+            keys: keyring.verifier_keys(),
+            keyring: Some(keyring),
+        }
+    }
+
+    /// The trusted keys (empty: the bundle's own).
+    pub fn trusted_keys(&self) -> &[VerifierKey] {
+        &self.keys
+    }
+}
+
 /// Checks a bundle offline and reports every failure (see the module documentation). With
 /// `trusted_key`, signatures are checked against it instead of the key the bundle carries.
 pub fn verify_bundle(path: &Path, trusted_key: Option<&VerifierKey>) -> Report {
+    verify_bundle_trusting(path, &Trusted::keys(trusted_key.into_iter().cloned().collect()))
+}
+
+/// [`verify_bundle`] with any number of trusted keys, or a keyring ([`Trusted`]).
+pub fn verify_bundle_trusting(path: &Path, trusted: &Trusted) -> Report {
     let mut report = Report {
         bundle: path.display().to_string(),
         ..Report::default()
     };
     match File::open(path) {
-        Ok(f) => verify_reader(f, trusted_key, &mut report),
+        Ok(f) => verify_reader(f, trusted, &mut report),
         Err(e) => report.fail("bundle", format!("cannot be opened: {e}")),
     }
     report.ok = report.failures.is_empty() && report.checkpoint.is_some();
@@ -848,16 +894,38 @@ pub fn verify_bundle(path: &Path, trusted_key: Option<&VerifierKey>) -> Report {
 
 /// [`verify_bundle`] on an archive in memory.
 pub fn verify_bundle_bytes(bytes: &[u8], trusted_key: Option<&VerifierKey>) -> Report {
+    verify_bundle_bytes_trusting(bytes, &Trusted::keys(trusted_key.into_iter().cloned().collect()))
+}
+
+/// [`verify_bundle_trusting`] on an archive in memory.
+pub fn verify_bundle_bytes_trusting(bytes: &[u8], trusted: &Trusted) -> Report {
     let mut report = Report {
         bundle: "(memory)".into(),
         ..Report::default()
     };
-    verify_reader(bytes, trusted_key, &mut report);
+    verify_reader(bytes, trusted, &mut report);
     report.ok = report.failures.is_empty() && report.checkpoint.is_some();
     report
 }
 
-fn verify_reader(reader: impl Read, trusted_key: Option<&VerifierKey>, r: &mut Report) {
+/// The trusted key to check the bundle with: the one it carries when trusted, else the trusted
+/// key that signed its checkpoint, else the first trusted key (whose check then fails).
+fn pick_trusted<'a>(
+    trusted: &'a [VerifierKey],
+    embedded: Option<&VerifierKey>,
+    checkpoint: Option<&[u8]>,
+) -> &'a VerifierKey {
+    if let Some(e) = embedded.and_then(|e| trusted.iter().find(|t| *t == e)) {
+        return e;
+    }
+    let note = checkpoint
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|t| Note::parse(t).ok());
+    note.and_then(|n| trusted.iter().find(|t| n.verify(t).is_ok()))
+        .unwrap_or(&trusted[0])
+}
+
+fn verify_reader(reader: impl Read, trusted: &Trusted, r: &mut Report) {
     let files = match read_archive(reader, r) {
         Ok(f) => f,
         Err(message) => return r.fail("bundle", message),
@@ -936,6 +1004,13 @@ fn verify_reader(reader: impl Read, trusted_key: Option<&VerifierKey>, r: &mut R
             );
         }
     }
+    let trusted_key = (!trusted.keys.is_empty()).then(|| {
+        pick_trusted(
+            &trusted.keys,
+            embedded.as_ref(),
+            files.get(CHECKPOINT).map(Vec::as_slice),
+        )
+    });
     let key = match (trusted_key, &embedded) {
         (Some(t), Some(e)) if t != e => {
             r.warnings.push(format!(
@@ -953,6 +1028,31 @@ fn verify_reader(reader: impl Read, trusted_key: Option<&VerifierKey>, r: &mut R
         (None, None) => None,
     };
     r.key = key.as_ref().map(ToString::to_string);
+    if let (Some(ring), Some(key)) = (&trusted.keyring, &key) {
+        match parse_time(&manifest.created) {
+            None => r.fail(
+                MANIFEST,
+                format!(
+                    "created {:?} is not a time, so the key's validity cannot be checked",
+                    manifest.created
+                ),
+            ),
+            Some(created) => {
+                if ring.valid_at(key, created) == Some(false) {
+                    let entry = ring.entry(key).expect("a keyring key");
+                    r.fail(
+                        MANIFEST,
+                        format!(
+                            "created {} is outside the validity of key {key} (from {} until {})",
+                            manifest.created,
+                            entry.from.as_deref().unwrap_or("the start"),
+                            entry.until.as_deref().unwrap_or("now")
+                        ),
+                    );
+                }
+            }
+        }
+    }
 
     // 3. The checkpoint: its signature, then its contents.
     let mut checkpoint = None;

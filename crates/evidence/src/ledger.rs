@@ -25,6 +25,7 @@
 //! store returns can recompute the leaf.
 
 use crate::checkpoint::{self, Checkpoint};
+use crate::keyring::{self, Keyring, Rotation};
 use crate::leaf::{BadId, MeasurementLeaf};
 use crate::log::{Log, LogError};
 use crate::merkle::Hash;
@@ -103,6 +104,14 @@ pub struct Ledger {
     /// A failure between the log and the store left them out of step: reconcile before
     /// appending anything else.
     dirty: bool,
+    /// The checkpoint co-signed at the last key rotation (see [`Ledger::signed_checkpoint`]).
+    transition: Option<String>,
+}
+
+/// The transition checkpoint of the latest rotation recorded in the keys directory's keyring.
+fn last_transition(keys_dir: &Path) -> Option<String> {
+    let ring = Keyring::read(&keyring::keyring_path(keys_dir)).ok()??;
+    ring.keys.iter().rev().find_map(|k| k.transition_checkpoint.clone())
 }
 
 /// The name a new log key gets: `censorwatch/log-` and 8 random hex digits, so two
@@ -118,9 +127,30 @@ impl Ledger {
     pub fn open(data_dir: &Path) -> Result<Ledger, LedgerError> {
         let keys_dir = data_dir.join(KEYS_DIR);
         let keys = if keys_dir.join(SIGNER_FILE).exists() {
+            // Finish or undo a key rotation a crash interrupted (see `crate::keyring`).
+            let recovered = keyring::recover(&keys_dir)?;
+            if recovered != keyring::Recovered::Nothing {
+                eprintln!(
+                    "censorwatch: an interrupted signing-key rotation in {} was {}",
+                    keys_dir.display(),
+                    if recovered == keyring::Recovered::Finished {
+                        "finished: the new key is in use"
+                    } else {
+                        "undone: the old key stays in use"
+                    }
+                );
+            }
             Keys::load(&keys_dir)?
         } else {
-            Keys::load_or_create(&keys_dir, &new_origin()?)?
+            let keys = Keys::load_or_create(&keys_dir, &new_origin()?)?;
+            keyring::write_keyring(
+                &keys_dir,
+                &Keyring::new(
+                    keys.verifier(),
+                    Some(chrono::DateTime::<chrono::Utc>::from(SystemTime::now())),
+                ),
+            )?;
+            keys
         };
         let log = Log::open(&data_dir.join(LOG_DIR))?;
         Ok(Ledger {
@@ -128,6 +158,7 @@ impl Ledger {
             log,
             keys,
             dirty: false,
+            transition: last_transition(&keys_dir),
         })
     }
 
@@ -141,6 +172,7 @@ impl Ledger {
             log,
             keys,
             dirty: false,
+            transition: last_transition(&data_dir.join(KEYS_DIR)),
         })
     }
 
@@ -176,14 +208,53 @@ impl Ledger {
         &self.data_dir
     }
 
+    /// Every key the log has signed with (`DATA/keys/keyring.json`; the current key alone, start
+    /// unknown, when the file is missing, as before the first write-access open).
+    pub fn keyring(&self) -> Result<Keyring, LedgerError> {
+        let path = keyring::keyring_path(&self.data_dir.join(KEYS_DIR));
+        Ok(Keyring::read(&path)?.unwrap_or_else(|| Keyring::new(self.keys.verifier(), None)))
+    }
+
+    /// Rotates the signing key (see [`crate::keyring`]): a new key pair under the same name
+    /// (the origin), the old public key kept in the keyring, the current tree head signed by
+    /// both as the transition checkpoint and published (`DATA/checkpoints/latest.txt` and
+    /// `rotation-<time>.txt`); from then on checkpoints are signed by the new key.
+    pub fn rotate_key(&mut self, now: SystemTime) -> Result<Rotation, LedgerError> {
+        let at: chrono::DateTime<chrono::Utc> = now.into();
+        let at = chrono::DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
+        let (keys, rotation) = keyring::rotate(&self.data_dir.join(KEYS_DIR), &self.keys, &self.checkpoint(), at, 0)?;
+        self.keys = keys;
+        self.transition = Some(rotation.transition_checkpoint.clone());
+        let dir = self.data_dir.join(CHECKPOINTS_DIR);
+        let io = |path: PathBuf| move |source| LedgerError::Io { path, source };
+        std::fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
+        let signed = &rotation.transition_checkpoint;
+        let named = dir.join(format!("rotation-{}.txt", at.format("%Y%m%dT%H%M%SZ")));
+        std::fs::write(&named, signed).map_err(io(named.clone()))?;
+        checkpoint::write_daily_file(&dir, signed, now).map_err(io(dir.clone()))?;
+        let latest = dir.join("latest.txt");
+        let tmp = dir.join("latest.txt.tmp");
+        std::fs::write(&tmp, signed).map_err(io(tmp.clone()))?;
+        std::fs::rename(&tmp, &latest).map_err(io(latest))?;
+        Ok(rotation)
+    }
+
     /// The current tree head as a checkpoint (unsigned).
     pub fn checkpoint(&self) -> Checkpoint {
         self.log.checkpoint(self.origin())
     }
 
-    /// The current tree head, signed.
+    /// The current tree head, signed. Until the log grows after a key rotation, this is the
+    /// transition checkpoint, co-signed by the retired key, so a verifier that still trusts only
+    /// the old key can check the head and the hand-over.
     pub fn signed_checkpoint(&self) -> String {
-        self.checkpoint().sign(&self.keys)
+        let head = self.checkpoint();
+        if let Some(note) = &self.transition {
+            if checkpoint::parse_signed_checkpoint(note).is_ok_and(|(c, _)| c == head) {
+                return note.clone();
+            }
+        }
+        head.sign(&self.keys)
     }
 
     /// Signs the current head and writes it to `DATA/checkpoints/latest.txt`, and as the day's

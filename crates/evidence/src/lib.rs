@@ -12,15 +12,22 @@
 //! do not verify; trust a bundle's own key when the caller gives a trusted one; or reach the
 //! network — verification needs nothing but the bundle (and, ideally, the log's published key).
 //!
+//! Measurements removed from the store (see `censorwatch_store::redaction`) keep their leaf: it
+//! is a hash and reveals nothing, so every checkpoint, proof and earlier bundle stays valid. The
+//! signing key can be rotated ([`keyring`]): the old public key stays in the keyring with its
+//! validity period, and the rotation is vouched for by both keys.
+//!
 //! Modules: [`merkle`] (pure hashing and proofs), [`log`] (the file-backed log), [`leaf`] (what a
 //! measurement's leaf commits to), [`ledger`] (the log of a store: appending what it stores,
-//! reconciling after a crash), [`note`] (signed notes and keys), [`checkpoint`],
+//! reconciling after a crash), [`note`] (signed notes and keys), [`keyring`] (every key the log
+//! has signed with, and rotation), [`checkpoint`],
 //! [`consistency`], [`bundle`] and [`chart`] (the bundle's SVG chart).
 
 pub mod bundle;
 pub mod chart;
 pub mod checkpoint;
 pub mod consistency;
+pub mod keyring;
 pub mod leaf;
 pub mod ledger;
 pub mod log;
@@ -28,9 +35,10 @@ pub mod merkle;
 pub mod note;
 pub mod select;
 
-pub use bundle::{BundleItem, BundleWriter, Report, verify_bundle};
+pub use bundle::{BundleItem, BundleWriter, Report, Trusted, verify_bundle, verify_bundle_trusting};
 pub use checkpoint::{Checkpoint, open_checkpoint};
 pub use consistency::{prove_consistency, verify_consistency};
+pub use keyring::{KeyStatus, Keyring, KeyringEntry, Rotation};
 pub use leaf::{MeasurementLeaf, measurement_leaf_hash};
 pub use ledger::{Ledger, LedgerError, record_leaf, verdict_bytes};
 pub use log::Log;

@@ -420,20 +420,42 @@ impl Keys {
     /// Signs `text` (UTF-8, ending in a newline) as a note: returns the text, a blank line and
     /// this key's signature line.
     pub fn sign_note(&self, text: &str) -> Result<String, NoteError> {
-        check_text(text)?;
+        sign_note_with(text, &[self])
+    }
+
+    fn signature_line(&self, text: &str) -> String {
         let sig = self.signing.sign(text.as_bytes()).to_bytes();
         let mut blob = Vec::with_capacity(68);
         blob.extend_from_slice(&self.verifier.id.to_be_bytes());
         blob.extend_from_slice(&sig);
-        Ok(format!(
-            "{text}\n{SIG_PREFIX}{} {}\n",
-            self.verifier.name,
-            B64.encode(blob)
-        ))
+        format!("{SIG_PREFIX}{} {}\n", self.verifier.name, B64.encode(blob))
+    }
+
+    /// Writes the signer key to `path` (mode 0600, created anew: an existing file is an error)
+    /// and syncs it.
+    pub(crate) fn write_signer_file(&self, path: &Path) -> io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+        f.write_all(format!("{}\n", self.signer_key_string()).as_bytes())?;
+        f.sync_all()
     }
 }
 
-fn write_public(path: &Path, key: &VerifierKey) -> io::Result<()> {
+/// Signs `text` as one note carrying a signature line by each of `signers`, in order (a
+/// co-signed note: C2SP signed notes may carry several signatures, and a verifier checks the
+/// one by the key it trusts).
+pub fn sign_note_with(text: &str, signers: &[&Keys]) -> Result<String, NoteError> {
+    check_text(text)?;
+    if signers.is_empty() {
+        return Err(NoteError::Malformed("a note needs at least one signature".into()));
+    }
+    let mut note = format!("{text}\n");
+    for keys in signers {
+        note.push_str(&keys.signature_line(text));
+    }
+    Ok(note)
+}
+
+pub(crate) fn write_public(path: &Path, key: &VerifierKey) -> io::Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)

@@ -364,14 +364,14 @@ pub fn unix_now() -> i64 {
 /// stored records, writing changed events and outages at most every `interval` and at
 /// shutdown ([`DetectionWorker::close`]).
 pub struct DetectionWorker {
-    feed: mpsc::Sender<Vec<Observation>>,
+    feed: mpsc::Sender<Fed>,
     thread: JoinHandle<()>,
 }
 
 impl DetectionWorker {
     /// Starts the thread (the seeding runs on it, so this returns at once).
     pub fn start(store: Arc<dyn Store>, config: Config, interval: Duration) -> DetectionWorker {
-        let (feed, rx) = mpsc::channel::<Vec<Observation>>();
+        let (feed, rx) = mpsc::channel::<Fed>();
         let thread = std::thread::Builder::new()
             .name("censorwatch-detect".into())
             .spawn(move || run_worker(store, config, interval, rx))
@@ -392,22 +392,36 @@ impl DetectionWorker {
     }
 }
 
+/// What the worker is sent.
+enum Fed {
+    /// A commit's observations.
+    Observations(Vec<Observation>),
+    /// Measurements were removed (redacted): start over from what the store holds now.
+    Reseed,
+}
+
 /// Sends stored records to a [`DetectionWorker`].
 #[derive(Clone)]
-pub struct DetectionFeed(mpsc::Sender<Vec<Observation>>);
+pub struct DetectionFeed(mpsc::Sender<Fed>);
 
 impl DetectionFeed {
     /// Queues the observations of `records` (never blocks; a stopped worker is ignored).
     pub fn send(&self, records: &[Record]) {
         let observations: Vec<Observation> = records.iter().filter_map(observation_of_record).collect();
         if !observations.is_empty() {
-            let _ = self.0.send(observations);
+            let _ = self.0.send(Fed::Observations(observations));
         }
+    }
+
+    /// Has the worker seed its detector again from the store (after measurements were removed,
+    /// which an incremental detector cannot take back), then write what changed.
+    pub fn reseed(&self) {
+        let _ = self.0.send(Fed::Reseed);
     }
 }
 
-fn run_worker(store: Arc<dyn Store>, config: Config, interval: Duration, rx: mpsc::Receiver<Vec<Observation>>) {
-    let mut inc = match Incremental::seed(store.as_ref(), config, unix_now()) {
+fn run_worker(store: Arc<dyn Store>, config: Config, interval: Duration, rx: mpsc::Receiver<Fed>) {
+    let mut inc = match Incremental::seed(store.as_ref(), config.clone(), unix_now()) {
         Ok(inc) => inc,
         Err(e) => {
             eprintln!(
@@ -433,7 +447,19 @@ fn run_worker(store: Arc<dyn Store>, config: Config, interval: Duration, rx: mps
     loop {
         let wait = next.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok(batch) => inc.observe(&batch),
+            Ok(Fed::Observations(batch)) => inc.observe(&batch),
+            Ok(Fed::Reseed) => match Incremental::seed(store.as_ref(), config.clone(), unix_now()) {
+                Ok(fresh) => {
+                    inc = fresh;
+                    // Written at once: a removed measurement must not linger in the results.
+                    flush(&mut inc);
+                    last_flush = Instant::now();
+                }
+                Err(e) => eprintln!(
+                    "censorwatch: re-reading the measurements after a removal failed ({e}); the events may still count \
+                     it until the next restart or `censorwatch events`"
+                ),
+            },
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -533,6 +559,68 @@ mod tests {
         );
         let event: Event = serde_json::from_str(&events(&store)[0].body).unwrap();
         assert_eq!(event.measurements, 20 * 4 + 5 * 4);
+    }
+
+    /// The server's worker, told that measurements were removed, starts over from the store:
+    /// the removed ones no longer count in the stored event.
+    #[test]
+    fn a_reseed_after_a_removal_drops_the_removed_measurements() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("d.db")).unwrap());
+        let start = unix_now() / 86_400 * 86_400 - 2 * 86_400;
+        let records: Vec<Record> = timeline("r")
+            .into_iter()
+            .map(|o| {
+                let mut verdict = censorwatch_model::Verdict::inconclusive("synthetic");
+                verdict.status = o.status;
+                verdict.method = o.method;
+                Record {
+                    id: o.id.as_deref().unwrap().to_owned(),
+                    meta: censorwatch_store::RecordMeta {
+                        start_time: start + (o.time - T0),
+                        probe_cc: "PK".into(),
+                        probe_asn: o.asn,
+                        probe_network_name: String::new(),
+                        test_name: "web_connectivity".into(),
+                        input: Some("https://x.com/".into()),
+                        domain: Some("x.com".into()),
+                        report_id: None,
+                    },
+                    verdict,
+                    raw: b"{}".to_vec(),
+                    raw_zstd: None,
+                }
+            })
+            .collect();
+        store.insert(&records).unwrap();
+        let worker = DetectionWorker::start(Arc::clone(&store), Config::default(), Duration::from_millis(10));
+        let counted = |want: Option<u64>| {
+            for _ in 0..500 {
+                let events = events(store.as_ref());
+                if let Some(e) = events.first() {
+                    let event: Event = serde_json::from_str(&e.body).unwrap();
+                    if want.is_none_or(|w| event.measurements == w) {
+                        return event.measurements;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!(
+                "the event never counted {want:?} measurements: {:?}",
+                events(store.as_ref())
+            );
+        };
+        let before = counted(None);
+        assert!(before >= 70, "{before}");
+        // Remove five blocked hours' measurements from the middle of the event, then say so.
+        for hour in 15..20 {
+            for q in 0..4 {
+                store.redact(&format!("r{hour}-{q}"), "test", 1).unwrap().unwrap();
+            }
+        }
+        worker.feed().reseed();
+        counted(Some(before - 20));
+        worker.close();
     }
 
     #[test]

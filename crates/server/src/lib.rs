@@ -19,7 +19,7 @@
 //! | `POST /api/v1/submit_measurement` | `{format:"json", content:"<JSON text>"}` → `{measurement_uid, report_id, …}` |
 //! | `POST /api/v1/measurements` | native JSONL batch → per-line `{line, measurement_uid}` / `{line, error}` and counts |
 //! | `GET /api/v1/measurements` | query (`cc asn domain since until status method test_name limit cursor format`) |
-//! | `GET /api/v1/measurements/{id}` | `{id, measurement, verdict}` |
+//! | `GET /api/v1/measurements/{id}` | `{id, measurement, verdict}`; **410** `{error, redaction}` once removed |
 //! | `GET /api/v1/log/checkpoint` | the transparency log's current head, signed (C2SP checkpoint, `text/plain`) |
 //! | `GET /api/v1/log/proof/{id}` | a measurement's leaf and inclusion proof, with the signed checkpoint it leads to |
 //! | `GET /api/v1/events` | blocking events (`cc domain since open limit format=csv`), latest first |
@@ -33,10 +33,20 @@
 //! | `GET /api/v1/feeds/events.atom` | Atom feed of events opened, changed, closed (`cc platform`) |
 //! | `GET /api/v1/watches[/{id}]` | deadline watches with their per-network report |
 //! | `/api/v1/admin/webhooks[/{id}]`, `/api/v1/admin/watches[/{id}]` | admin (bearer token, [`auth`]): webhooks and watches |
+//! | `DELETE /api/v1/admin/measurements/{id}` | admin: remove a measurement for good, `{"reason"}` → its redaction record (idempotent) |
+//! | `POST /api/v1/admin/keys/rotate` | admin: a new signing key; old and new co-sign the rotation and the transition checkpoint |
+//! | `GET /api/v1/redactions` | every removed measurement `{id, leaf_index, reason, time}`, latest first (`limit cursor format=csv`) |
+//! | `GET /api/v1/keys` | the keyring: every verifier key the log signed with, status and validity (for `evidence verify --keyring`) |
 //! | `GET /health` | `{"status":"ok"}` |
 //!
 //! Every error is `{"error": "…"}` with a 4xx (the client's mistake) or 5xx (ours; 503 means
 //! nothing was stored and resending is safe).
+//!
+//! # Removal and key rotation
+//! See [`admin_routes`]: a removed measurement disappears from the store, queries, aggregation,
+//! bundles and detection, keeps its leaf in the log, is listed publicly with its reason, answers
+//! 410, and is refused (410) when submitted again. A key rotation keeps every earlier checkpoint
+//! and bundle verifiable with the old key, which stays in the published keyring.
 //!
 //! # Transparency log
 //! With [`ServerConfig::data_dir`], [`serve`] opens that directory's log (`censorwatch-evidence`),
@@ -45,6 +55,7 @@
 //! [`ServerConfig::checkpoint_interval`] (and on shutdown) reconciles again and writes a signed
 //! checkpoint to `DATA/checkpoints/`.
 
+mod admin_routes;
 pub mod alerts;
 mod api_routes;
 pub mod auth;
@@ -95,6 +106,8 @@ struct Inner {
     http_metrics: metrics::HttpMetrics,
     alerts: Arc<alerts::Alerts>,
     alert_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The measurements removed by an admin, refused when submitted again.
+    redacted: admin_routes::RedactedIds,
 }
 
 impl AppState {
@@ -119,6 +132,7 @@ impl AppState {
     ) -> AppState {
         let ledger = ledger.map(|l| Arc::new(Mutex::new(l)));
         let stats = Arc::new(CommitStats::default());
+        let redacted = admin_routes::RedactedIds::load(store.as_ref());
         let worker = config.detection_interval.map(|interval| {
             detections::DetectionWorker::start(Arc::clone(&store), censorwatch_detect::Config::default(), interval)
         });
@@ -159,6 +173,7 @@ impl AppState {
                 http_metrics: metrics::HttpMetrics::default(),
                 alerts,
                 alert_task: Mutex::new(Some(alert_task)),
+                redacted,
             }),
         }
     }

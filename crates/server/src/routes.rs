@@ -65,6 +65,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(crate::api_routes::routes())
         .merge(crate::alerts::routes::public_routes())
         .merge(crate::alerts::routes::admin_routes(&state))
+        .merge(crate::admin_routes::public_routes())
+        .merge(crate::admin_routes::admin_routes(&state))
         .merge(crate::web::router(&state))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .route("/health", get(health))
@@ -266,6 +268,7 @@ async fn submit_to_report(
     };
     let prepared = prepare_one(&state, content, ReportBinding::Report(id, parts)).await?;
     let uid = prepared.record.id.clone();
+    crate::admin_routes::refuse_redacted(&state, &uid)?;
     state.inner.committer.commit(vec![prepared.record]).await?;
     Ok(Json(json!({ "measurement_uid": uid })).into_response())
 }
@@ -301,6 +304,7 @@ async fn submit_measurement(
     };
     let prepared = prepare_one(&state, content, ReportBinding::Assign).await?;
     let uid = prepared.record.id.clone();
+    crate::admin_routes::refuse_redacted(&state, &uid)?;
     let report_id = prepared.report_id.clone();
     state.inner.committer.commit(vec![prepared.record]).await?;
     Ok(Json(json!({
@@ -369,6 +373,10 @@ async fn submit_batch(State(state): State<AppState>, headers: HeaderMap, body: B
         let mut records = Vec::new();
         let mut chunk_results = Vec::with_capacity(prepared.len());
         for (line, outcome) in prepared {
+            let outcome = outcome.and_then(|p| match crate::admin_routes::is_redacted(&state, &p.record.id) {
+                false => Ok(p),
+                true => Err(crate::admin_routes::resubmitted(&p.record.id)),
+            });
             match outcome {
                 Ok(p) => {
                     chunk_results.push(LineResult {
@@ -691,12 +699,18 @@ async fn get_measurement(
     let record = tokio::task::spawn_blocking(move || store.get(&lookup))
         .await
         .map_err(|e| ApiError::internal(format!("the lookup failed: {e}")))?
-        .map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
+        .map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))?;
+    let record = match record {
+        Some(record) => record,
+        None => {
+            if let Some(redaction) = crate::admin_routes::lookup(&state, &id).await? {
+                return Ok(crate::admin_routes::gone(&redaction));
+            }
+            return Err(ApiError::not_found(format!(
                 "no measurement with id {id:?}; ids are the measurement_uid a submission returned, or the id field of /api/v1/measurements results"
-            ))
-        })?;
+            )));
+        }
+    };
     let raw = String::from_utf8(record.raw)
         .ok()
         .and_then(|text| RawValue::from_string(text).ok())
@@ -758,12 +772,15 @@ async fn log_proof(
     })
     .await
     .map_err(|e| ApiError::internal(format!("the proof failed: {e}")))?
-    .map_err(|e| ApiError::unavailable(format!("the proof failed: {e}")))?
-    .ok_or_else(|| {
-        ApiError::not_found(format!(
+    .map_err(|e| ApiError::unavailable(format!("the proof failed: {e}")))?;
+    let Some(answer) = answer else {
+        if let Some(redaction) = crate::admin_routes::lookup(&state, &id).await? {
+            return Ok(crate::admin_routes::gone(&redaction));
+        }
+        return Err(ApiError::not_found(format!(
             "no logged measurement with id {id:?}: it is not stored, or not logged yet (it is, right after its commit)"
-        ))
-    })?;
+        )));
+    };
     let (doc, checkpoint) = answer;
     #[derive(Serialize)]
     struct Answer {

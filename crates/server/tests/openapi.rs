@@ -13,6 +13,7 @@ const ROUTE_SOURCES: &[(&str, &str)] = &[
     ("routes.rs", include_str!("../src/routes.rs")),
     ("api_routes.rs", include_str!("../src/api_routes.rs")),
     ("alerts/routes.rs", include_str!("../src/alerts/routes.rs")),
+    ("admin_routes.rs", include_str!("../src/admin_routes.rs")),
 ];
 
 /// (path, methods) of every `.route("PATH", get(…).post(…))` in `source`.

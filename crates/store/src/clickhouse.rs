@@ -86,7 +86,24 @@ const MIGRATIONS: &[&[&str]] = &[
     &[DETECTIONS_V3],
     // v4: outage signal samples (BGP visibility per network).
     &[crate::signals::clickhouse::SIGNAL_SAMPLES_V4],
+    // v5: redactions (removed measurements).
+    &[REDACTIONS_V5],
 ];
+
+/// Schema version 5: redactions (see [`crate::redaction`]), one row per removed measurement.
+/// Rows are only inserted (under the writer lock, after checking for one); should two processes
+/// race, reads take each id's earliest row.
+const REDACTIONS_V5: &str = "CREATE TABLE IF NOT EXISTS redactions (
+    id         String,
+    leaf_index Nullable(UInt64),
+    reason     String,
+    time       Int64             -- Unix seconds
+) ENGINE = ReplacingMergeTree
+ORDER BY id";
+
+/// How long [`Store::redact`] waits for the server to finish deleting the rows (a mutation
+/// rewrites every part that holds them, in the background).
+const MUTATION_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Schema version 2: each measurement's leaf index in the transparency log (censorwatch-evidence).
 /// A table beside `measurements` rather than a column in it: a MergeTree row cannot be changed
@@ -381,6 +398,40 @@ impl ClickHouseStore {
         }
     }
 
+    /// Waits until the server has finished every mutation of this database's measurement tables
+    /// (see [`Store::redact`]).
+    fn wait_for_mutations(&self) -> Result<(), StoreError> {
+        #[derive(Deserialize)]
+        struct N {
+            n: u64,
+        }
+        let sql = format!(
+            "SELECT count() AS n FROM system.mutations WHERE database = {} \
+             AND table IN ('measurements', 'measurement_leaves') AND is_done = 0",
+            quote(&self.database)
+        );
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let rows: Vec<N> = self.select(&sql)?;
+            if rows.first().is_none_or(|r| r.n == 0) {
+                return Ok(());
+            }
+            if started.elapsed() > MUTATION_TIMEOUT {
+                return Err(StoreError::ClickHouse {
+                    message: format!(
+                        "{} has not finished deleting the rows after {} s (see system.mutations); the redaction is \
+                         recorded and the deletion continues in the background; redact again to wait for it",
+                        self.http,
+                        MUTATION_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
     /// The ids among `ids` already stored.
     fn existing(&self, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
         self.existing_in("measurements", ids)
@@ -564,7 +615,10 @@ impl Store for ClickHouseStore {
         let existing = if ids.is_empty() {
             HashSet::new()
         } else {
-            self.existing(&ids)?
+            // A redacted id counts as stored: it is never stored again (see `crate::redaction`).
+            let mut existing = self.existing(&ids)?;
+            existing.extend(self.existing_in("redactions", &ids)?);
+            existing
         };
         let mut body = Vec::new();
         let mut stored = 0u64;
@@ -739,7 +793,12 @@ impl Store for ClickHouseStore {
             m: u64,
         }
         let rows: Vec<M> = self.select("SELECT count() AS n, max(leaf_index) AS m FROM measurement_leaves")?;
-        Ok(rows.first().filter(|r| r.n > 0).map(|r| r.m))
+        let logged = rows.first().filter(|r| r.n > 0).map(|r| r.m);
+        // A redacted measurement's leaf stays in the log: it still counts.
+        let rows: Vec<M> = self.select(
+            "SELECT count() AS n, max(assumeNotNull(leaf_index)) AS m FROM redactions WHERE leaf_index IS NOT NULL",
+        )?;
+        Ok(logged.max(rows.first().filter(|r| r.n > 0).map(|r| r.m)))
     }
 
     /// One `GROUP BY` over the sorting key's columns. Like `count`, it counts rows: a
@@ -1040,6 +1099,64 @@ impl Store for ClickHouseStore {
             .into_iter()
             .map(crate::signals::clickhouse::Row::into_sample)
             .collect())
+    }
+
+    /// Records the redaction, then deletes the rows with `ALTER TABLE … DELETE` (a mutation,
+    /// which ClickHouse 18.16 runs in the background) and waits until `system.mutations` says
+    /// it is done. Until then queries may still count the measurement; `get` is answered by the
+    /// caller from the redaction. A wait that times out is an error, and calling again finishes
+    /// the job.
+    fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<crate::Redaction>, StoreError> {
+        let _writer = lock(&self.writer);
+        let redaction = match self.redaction(id)? {
+            Some(existing) => existing,
+            None => {
+                if self.existing(&[id])?.is_empty() {
+                    return Ok(None);
+                }
+                let redaction = crate::Redaction {
+                    id: id.to_owned(),
+                    leaf_index: self.leaf_index(id)?,
+                    reason: reason.to_owned(),
+                    time,
+                };
+                let mut body = serde_json::to_vec(&redaction).map_err(|e| StoreError::Corrupt {
+                    id: id.to_owned(),
+                    message: format!("cannot encode its redaction: {e}"),
+                })?;
+                body.push(b'\n');
+                self.request(true, &[("query", "INSERT INTO redactions FORMAT JSONEachRow")], body)?;
+                redaction
+            }
+        };
+        let stored = !self.existing(&[id])?.is_empty() || !self.existing_in("measurement_leaves", &[id])?.is_empty();
+        if stored {
+            for table in ["measurements", "measurement_leaves"] {
+                self.execute(&format!("ALTER TABLE {table} DELETE WHERE id = {}", quote(id)))?;
+            }
+        }
+        self.wait_for_mutations()?;
+        Ok(Some(redaction))
+    }
+
+    fn redaction(&self, id: &str) -> Result<Option<crate::Redaction>, StoreError> {
+        let rows: Vec<crate::Redaction> = self.select(&format!(
+            "SELECT id, leaf_index, reason, time FROM redactions WHERE id = {} ORDER BY time, reason LIMIT 1",
+            quote(id)
+        ))?;
+        Ok(rows.into_iter().next())
+    }
+
+    fn redactions(&self, before: Option<(i64, &str)>, limit: usize) -> Result<Vec<crate::Redaction>, StoreError> {
+        let limit = limit.min(crate::redaction::MAX_REDACTION_PAGE);
+        let filter = match before {
+            Some((t, id)) => format!("WHERE time < {t} OR (time = {t} AND id < {})", quote(id)),
+            None => String::new(),
+        };
+        self.select(&format!(
+            "SELECT id, leaf_index, reason, time FROM (SELECT id, leaf_index, reason, time FROM redactions \
+             ORDER BY time, reason LIMIT 1 BY id) {filter} ORDER BY time DESC, id DESC LIMIT {limit}"
+        ))
     }
 
     fn asn_countries(&self) -> Result<Vec<crate::AsnCountry>, StoreError> {

@@ -17,7 +17,7 @@
 use crate::aggregate::{AggregateAxis, AggregateQuery};
 use crate::detection::{DetectionKind, DetectionQuery, StoredDetection};
 use crate::query::{Cursor, MAX_LIMIT};
-use crate::{InsertReport, MeasurementQuery, Record, Store};
+use crate::{InsertReport, MeasurementQuery, Record, Redaction, Store};
 use censorwatch_model::{Measurement, Method, Status, Verdict};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -61,6 +61,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "asn_countries_count_measurements_per_pair",
         asn_countries_count_measurements_per_pair,
     ),
+    (
+        "a_redacted_measurement_is_gone_for_good",
+        a_redacted_measurement_is_gone_for_good,
+    ),
 ];
 
 /// Runs every check, each on a new store from `make`. Panics naming the first check that fails.
@@ -97,6 +101,7 @@ macro_rules! conformance_tests {
             aggregations_match_the_reference,
             signal_samples_are_replaced_by_key_and_paged_in_order,
             asn_countries_count_measurements_per_pair,
+            a_redacted_measurement_is_gone_for_good,
         );
     };
     (@each $make:expr; $($check:ident,)*) => {
@@ -1583,4 +1588,119 @@ pub fn asn_countries_count_measurements_per_pair(store: &dyn Store) {
         .map(|((asn, cc), measurements)| crate::AsnCountry { asn, cc, measurements })
         .collect();
     assert_eq!(store.asn_countries().unwrap(), want);
+}
+
+/// Redaction (see [`crate::redaction`]): the measurement disappears from every read, its leaf
+/// index still counts for [`Store::max_leaf_index`], the record is kept and listed, redacting
+/// again changes nothing, and inserting the same measurement again stores nothing.
+pub fn a_redacted_measurement_is_gone_for_good(store: &dyn Store) {
+    let records = distinct(&fixture_records());
+    let with_domain: Vec<&Record> = records.iter().filter(|r| r.meta.domain.is_some()).collect();
+    assert!(with_domain.len() >= 3, "the fixtures hold measurements with domains");
+    let (logged, unlogged) = (with_domain[0].clone(), with_domain[1].clone());
+    insert(store, &records);
+    let leaves: Vec<(&str, u64)> = records
+        .iter()
+        .filter(|r| r.id != unlogged.id)
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i as u64))
+        .collect();
+    store.set_leaf_indexes(&leaves).unwrap();
+    let logged_index = store.leaf_index(&logged.id).unwrap().expect("logged above");
+    let max_before = store.max_leaf_index().unwrap();
+    let total = records.len() as u64;
+    let observed = |store: &dyn Store| -> Vec<String> {
+        store
+            .observations(None, None, 100_000)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.id)
+            .collect()
+    };
+    assert!(observed(store).contains(&logged.id));
+
+    assert_eq!(store.redact("no-such-id", "x", 1).unwrap(), None, "an unknown id");
+    assert_eq!(store.redaction("no-such-id").unwrap(), None);
+    let first = store
+        .redact(&logged.id, "it names the probe's owner", 2_000)
+        .unwrap()
+        .expect("a stored id is redacted");
+    let want = Redaction {
+        id: logged.id.clone(),
+        leaf_index: Some(logged_index),
+        reason: "it names the probe's owner".into(),
+        time: 2_000,
+    };
+    assert_eq!(first, want);
+    assert_eq!(store.redaction(&logged.id).unwrap(), Some(want.clone()));
+
+    // Gone from every read.
+    assert_eq!(get(store, &logged.id), None);
+    assert_eq!(count(store), total - 1);
+    let listed = query_all(store, &MeasurementQuery::default());
+    assert_eq!(listed.len() as u64, total - 1);
+    assert!(listed.iter().all(|r| r.id != logged.id));
+    let domain = logged.meta.domain.clone().unwrap();
+    assert!(
+        query_all(
+            store,
+            &MeasurementQuery {
+                domain: Some(domain.clone()),
+                ..Default::default()
+            }
+        )
+        .iter()
+        .all(|r| r.id != logged.id)
+    );
+    let aggregated: u64 = store
+        .aggregate(&AggregateQuery::default())
+        .unwrap()
+        .iter()
+        .map(|r| r.measurements)
+        .sum();
+    assert_eq!(aggregated, total - 1, "aggregation leaves it out");
+    assert!(!observed(store).contains(&logged.id), "the detector no longer sees it");
+    assert_eq!(store.leaf_index(&logged.id).unwrap(), None);
+    assert_eq!(store.unlogged_among(&[&logged.id]).unwrap(), Vec::<String>::new());
+    assert_eq!(store.unlogged_count().unwrap(), 1, "only the measurement never logged");
+    assert_eq!(
+        store.max_leaf_index().unwrap(),
+        max_before,
+        "its leaf stays in the log, so its index still counts"
+    );
+
+    // Idempotent: the first record stands.
+    assert_eq!(
+        store.redact(&logged.id, "another reason", 3_000).unwrap(),
+        Some(want.clone())
+    );
+    // Never stored again.
+    let again = insert(store, std::slice::from_ref(&logged));
+    assert_eq!(
+        again,
+        InsertReport {
+            stored: 0,
+            duplicates: 1
+        }
+    );
+    assert_eq!(get(store, &logged.id), None);
+    assert_eq!(count(store), total - 1);
+    assert_eq!(store.unlogged_among(&[&logged.id]).unwrap(), Vec::<String>::new());
+
+    // A measurement not yet logged has no leaf index to record.
+    let second = store.redact(&unlogged.id, "court order", 2_500).unwrap().unwrap();
+    assert_eq!(second.leaf_index, None);
+    assert_eq!(store.unlogged_count().unwrap(), 0);
+    assert_eq!(count(store), total - 2);
+    // The others are untouched.
+    let other = with_domain[2];
+    assert!(get(store, &other.id).is_some_and(|r| r.raw == other.raw));
+
+    // The public list: latest first, paged by (time, id).
+    assert_eq!(store.redactions(None, 10).unwrap(), vec![second.clone(), want.clone()]);
+    assert_eq!(store.redactions(None, 1).unwrap(), vec![second.clone()]);
+    assert_eq!(
+        store.redactions(Some((second.time, &second.id)), 10).unwrap(),
+        vec![want]
+    );
 }

@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod detection;
 pub mod query;
 pub mod record;
+pub mod redaction;
 pub mod signals;
 pub mod spool;
 pub mod sqlite;
@@ -28,6 +29,7 @@ pub use clickhouse::ClickHouseStore;
 pub use detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
 pub use query::{MeasurementQuery, Page};
 pub use record::{Record, RecordMeta};
+pub use redaction::Redaction;
 pub use signals::{AsnCountry, SignalCursor, StoredSignalSample};
 pub use sqlite::SqliteStore;
 
@@ -148,7 +150,7 @@ pub trait Store: Send + Sync {
         Err(no_leaf_indexes())
     }
 
-    /// The highest leaf index recorded (`None` when none is).
+    /// The highest leaf index recorded (`None` when none is), a redacted measurement's included.
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         Err(no_leaf_indexes())
     }
@@ -246,6 +248,32 @@ pub trait Store: Send + Sync {
     /// country: where each network's probes are.
     fn asn_countries(&self) -> Result<Vec<AsnCountry>, StoreError> {
         Err(signals::no_signals())
+    }
+
+    // Redactions (see [`redaction`]). The defaults say the store cannot remove anything (and so
+    // has removed nothing).
+
+    /// Removes the stored measurement `id` for good — its row, raw bytes and leaf index — and
+    /// records a [`Redaction`] with `reason` (checked by the caller with
+    /// [`redaction::validate_reason`]) and `time` (Unix seconds). Idempotent: when `id` was
+    /// redacted before, returns that record unchanged. `None` when `id` is neither stored nor
+    /// redacted.
+    fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<Redaction>, StoreError> {
+        let _ = (id, reason, time);
+        Err(redaction::no_redactions())
+    }
+
+    /// The redaction of `id`, if it was removed.
+    fn redaction(&self, id: &str) -> Result<Option<Redaction>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
+
+    /// Up to `limit` (at most [`redaction::MAX_REDACTION_PAGE`]) redactions, latest first (then
+    /// id, descending), those before `before` (the (time, id) of the previous page's last one).
+    fn redactions(&self, before: Option<(i64, &str)>, limit: usize) -> Result<Vec<Redaction>, StoreError> {
+        let _ = (before, limit);
+        Ok(Vec::new())
     }
 }
 

@@ -415,6 +415,24 @@ impl<S: Store> Store for SpoolingStore<S> {
     fn asn_countries(&self) -> Result<Vec<crate::AsnCountry>, StoreError> {
         self.inner.asn_countries()
     }
+
+    /// Drains the spool first (a measurement still spooled must be removed too), holding it so
+    /// no insert slips in between; fails as unavailable while the inner store is down.
+    fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<crate::Redaction>, StoreError> {
+        let mut pending = self.lock();
+        if *pending {
+            self.drain_locked(&mut pending)?;
+        }
+        self.inner.redact(id, reason, time)
+    }
+
+    fn redaction(&self, id: &str) -> Result<Option<crate::Redaction>, StoreError> {
+        self.inner.redaction(id)
+    }
+
+    fn redactions(&self, before: Option<(i64, &str)>, limit: usize) -> Result<Vec<crate::Redaction>, StoreError> {
+        self.inner.redactions(before, limit)
+    }
 }
 
 #[cfg(test)]
@@ -469,6 +487,20 @@ mod tests {
         }
         fn count(&self) -> Result<u64, StoreError> {
             Ok(self.records.lock().unwrap().len() as u64)
+        }
+        fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<crate::Redaction>, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable {
+                    url: "fake".into(),
+                    message: "down".into(),
+                });
+            }
+            Ok(self.records.lock().unwrap().remove(id).map(|_| crate::Redaction {
+                id: id.into(),
+                leaf_index: None,
+                reason: reason.into(),
+                time,
+            }))
         }
     }
 
@@ -555,6 +587,27 @@ mod tests {
             DrainReport::default(),
             "draining again does nothing"
         );
+    }
+
+    #[test]
+    fn a_removal_drains_the_spool_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpoolingStore::open(Fake::default(), &dir.path().join("spool.jsonl")).unwrap();
+        store.inner.down.store(true, Ordering::SeqCst);
+        store.insert(&batch("s", 3)).unwrap();
+        assert!(matches!(
+            store.redact("s1", "r", 1),
+            Err(StoreError::Unavailable { .. })
+        ));
+        store.inner.down.store(false, Ordering::SeqCst);
+        let removed = store
+            .redact("s1", "r", 1)
+            .unwrap()
+            .expect("the spooled measurement is removed");
+        assert_eq!(removed.id, "s1");
+        assert_eq!(store.get("s1").unwrap(), None);
+        assert!(store.get("s0").unwrap().is_some() && store.get("s2").unwrap().is_some());
+        assert_eq!(store.redact("nope", "r", 1).unwrap(), None);
     }
 
     #[test]

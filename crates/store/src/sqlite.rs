@@ -45,6 +45,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/v4_aggregate_index.sql"),
     // v5: outage signal samples (BGP visibility per network).
     include_str!("sqlite/v5_signal_samples.sql"),
+    // v6: redactions (removed measurements), and the trigger that keeps them removed.
+    crate::redaction::sqlite::REDACTIONS_V6,
 ];
 
 /// Ids per `IN (…)` list (SQLite's bound-parameter limit is 32 766 since 3.32).
@@ -443,6 +445,8 @@ impl Store for SqliteStore {
     fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
         let conn = lock(&self.reader);
         let max: Option<i64> = conn.query_row("SELECT max(leaf_index) FROM measurement_leaves", [], |r| r.get(0))?;
+        // A redacted measurement's leaf stays in the log: it still counts.
+        let max = max.max(crate::redaction::sqlite::max_leaf_index(&conn)?);
         Ok(max.and_then(|i| u64::try_from(i).ok()))
     }
 
@@ -709,6 +713,18 @@ impl Store for SqliteStore {
 
     fn asn_countries(&self) -> Result<Vec<crate::AsnCountry>, StoreError> {
         crate::signals::sqlite::asn_countries(&lock(&self.reader))
+    }
+
+    fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<crate::Redaction>, StoreError> {
+        crate::redaction::sqlite::redact(&mut lock(&self.writer), id, reason, time)
+    }
+
+    fn redaction(&self, id: &str) -> Result<Option<crate::Redaction>, StoreError> {
+        crate::redaction::sqlite::get(&lock(&self.reader), id)
+    }
+
+    fn redactions(&self, before: Option<(i64, &str)>, limit: usize) -> Result<Vec<crate::Redaction>, StoreError> {
+        crate::redaction::sqlite::page(&lock(&self.reader), before, limit)
     }
 }
 

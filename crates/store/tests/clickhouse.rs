@@ -164,6 +164,19 @@ impl Store for TempClickHouse {
     fn asn_countries(&self) -> Result<Vec<censorwatch_store::AsnCountry>, StoreError> {
         self.store.asn_countries()
     }
+    fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<censorwatch_store::Redaction>, StoreError> {
+        self.store.redact(id, reason, time)
+    }
+    fn redaction(&self, id: &str) -> Result<Option<censorwatch_store::Redaction>, StoreError> {
+        self.store.redaction(id)
+    }
+    fn redactions(
+        &self,
+        before: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<censorwatch_store::Redaction>, StoreError> {
+        self.store.redactions(before, limit)
+    }
 }
 
 mod conformance_suite {

@@ -98,6 +98,19 @@ impl Store for TempSqlite {
     fn asn_countries(&self) -> Result<Vec<censorwatch_store::AsnCountry>, StoreError> {
         self.store.asn_countries()
     }
+    fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<censorwatch_store::Redaction>, StoreError> {
+        self.store.redact(id, reason, time)
+    }
+    fn redaction(&self, id: &str) -> Result<Option<censorwatch_store::Redaction>, StoreError> {
+        self.store.redaction(id)
+    }
+    fn redactions(
+        &self,
+        before: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<censorwatch_store::Redaction>, StoreError> {
+        self.store.redactions(before, limit)
+    }
 }
 
 mod conformance_suite {
@@ -563,4 +576,43 @@ fn sigkill_mid_insert_loses_no_acknowledged_batch_and_keeps_no_half_batch() {
         );
         assert_eq!(all.iter().map(|r| &r.id).collect::<HashSet<_>>().len() as u64, total);
     }
+}
+
+/// A redacted measurement's bytes are not left behind in the database file or its write-ahead
+/// log (`secure_delete` zeroes the freed pages; the log is checkpointed and truncated).
+#[test]
+fn a_redaction_leaves_no_copy_in_the_files() {
+    const MARKER: &str = "personal-data-marker-7c1e9a";
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(dir.path());
+    let store = SqliteStore::open(&path).unwrap();
+    let records = distinct(&fixture_records());
+    let mut leaky = records[0].clone();
+    leaky.meta.input = Some(format!("https://example.org/?owner={MARKER}"));
+    store.insert(&records[1..]).unwrap();
+    store.insert(std::slice::from_ref(&leaky)).unwrap();
+    let on_disk = |path: &Path| -> bool {
+        let mut bytes = std::fs::read(path).unwrap();
+        if let Ok(wal) = std::fs::read(path.with_extension("db-wal")) {
+            bytes.extend(wal);
+        }
+        bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes())
+    };
+    assert!(on_disk(&path), "the marker is stored before the redaction");
+    let triggers = || -> i64 {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(triggers(), 0, "inserts pay for no trigger until something is redacted");
+    store.redact(&leaky.id, "leaked personal data", 1).unwrap().unwrap();
+    assert_eq!(triggers(), 1, "the first redaction adds the trigger that keeps it out");
+    drop(store);
+    assert!(!on_disk(&path), "no copy of the redacted row is left");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.get(&leaky.id).unwrap(), None);
+    assert_eq!(store.count().unwrap(), records.len() as u64 - 1);
 }

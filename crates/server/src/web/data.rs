@@ -36,6 +36,8 @@ pub(crate) enum PageError {
     Store(StoreError),
     /// A stored event or outage does not parse.
     Corrupt(String),
+    /// The measurement was removed (410), and why.
+    Gone(censorwatch_store::Redaction),
 }
 
 impl From<StoreError> for PageError {
@@ -404,7 +406,13 @@ pub(crate) fn event(store: &dyn Store, caches: &Caches, id: &str) -> Result<Even
 
 /// The measurement page.
 pub(crate) fn measurement(store: &dyn Store, id: &str) -> Result<MeasurementView, PageError> {
-    let record = store.get(id)?.ok_or_else(|| {
+    let record = store.get(id)?;
+    if record.is_none() {
+        if let Some(redaction) = store.redaction(id)? {
+            return Err(PageError::Gone(redaction));
+        }
+    }
+    let record = record.ok_or_else(|| {
         PageError::NotFound(format!(
             "There is no measurement with id “{id}”. Ids are the measurement_uid a submission returned."
         ))

@@ -83,6 +83,21 @@ fn error_page(e: PageError) -> Response {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
             r
         }
+        PageError::Gone(r) => html(
+            StatusCode::GONE,
+            pages::error(
+                "Measurement removed",
+                &format!(
+                    "Measurement {} was removed on {} UTC. Reason: {} — Its content is gone from this server; its \
+                     hash stays in the transparency log{}, so earlier proofs and evidence bundles remain valid. \
+                     Every removal is listed at /api/v1/redactions.",
+                    r.id,
+                    censorwatch_store::record::format_ooni_time(r.time),
+                    r.reason,
+                    r.leaf_index.map(|i| format!(" (leaf {i})")).unwrap_or_default()
+                ),
+            ),
+        ),
         PageError::Corrupt(m) => html(
             StatusCode::INTERNAL_SERVER_ERROR,
             pages::error(
