@@ -2,15 +2,19 @@
 //! webhook added with the admin token receives `event.opened`, signed, after two 500s (retried
 //! with backoff, same delivery id), and the durable outbox is empty once it succeeded; a
 //! receiver verifying signatures refuses a forged and a replayed request; the Atom feed parses
-//! as Atom with its required elements and permanent entry ids; a deadline watch on seeded data
-//! reports "restored on 3 of 5 networks"; admin endpoints refuse a missing or wrong token
-//! (401) and are disabled without a configured one (403).
+//! as Atom with its required elements and permanent entry ids. An outage (a mobile shutdown)
+//! reaches its country's subscriber as `outage.opened`, `outage.changed` and `outage.closed`
+//! (signed, retried), a network's subscriber from when its network is hit, and neither an
+//! events-only nor another country's subscriber; it is in the country's and the network's Atom
+//! feeds. A deadline watch on seeded data reports "restored on 3 of 5 networks"; admin endpoints
+//! refuse a missing or wrong token (401) and are disabled without a configured one (403).
 
 mod common;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use censorwatch_detect::{AsnOutage, Cc, Level, Outage, SignalKind};
 use censorwatch_model::{Measurement, Method, Status};
 use censorwatch_server::ServerConfig;
 use censorwatch_server::alerts::webhook;
@@ -25,10 +29,12 @@ const TOKEN: &str = "test-admin-token-0123456789";
 const SECRET: &str = "receiver-secret-0123456789";
 const HOUR: i64 = 3600;
 
-/// What the receiver saw: (delivery id, type, signature verified, status answered).
+/// What the receiver saw: (delivery id, type, signature verified, status answered), and each
+/// body.
 #[derive(Default)]
 struct Receiver {
     seen: Mutex<Vec<(String, String, bool, u16)>>,
+    bodies: Mutex<Vec<Value>>,
     fail_first: usize,
 }
 
@@ -43,13 +49,15 @@ async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes
         now,
     )
     .is_ok();
-    let kind = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["type"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let parsed = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    let kind = parsed["type"].as_str().unwrap_or_default().to_owned();
+    let header_agrees = h("x-censorwatch-event") == kind;
+    r.bodies.lock().unwrap().push(parsed);
     let mut seen = r.seen.lock().unwrap();
     let status = if !verified {
         StatusCode::UNAUTHORIZED
+    } else if !header_agrees {
+        StatusCode::BAD_REQUEST
     } else if seen.len() < r.fail_first {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
@@ -288,7 +296,7 @@ async fn a_block_is_announced_by_a_signed_retried_webhook_and_in_the_atom_feed()
             .starts_with("application/atom+xml")
     );
     let text = feed.text();
-    let ids = check_atom(&text, 1);
+    let ids = check_atom(&text, 1, "/event/PK-facebook-");
     assert!(
         ids[0].starts_with("tag:censorwatch.org,2024:event:PK-facebook-") && ids[0].ends_with(":opened"),
         "{ids:?}"
@@ -299,15 +307,196 @@ async fn a_block_is_announced_by_a_signed_retried_webhook_and_in_the_atom_feed()
             .await
             .text(),
         1,
+        "/event/PK-facebook-",
     );
     assert_eq!(ids, again, "entry ids are permanent");
-    check_atom(&server.get("/api/v1/feeds/events.atom?cc=IR").await.text(), 0);
+    check_atom(&server.get("/api/v1/feeds/events.atom?cc=IR").await.text(), 0, "");
     assert_eq!(server.get("/api/v1/feeds/events.atom?cc=Pakistan").await.status, 400);
     server.stop().await;
 }
 
-/// Parses `text` as XML and checks RFC 4287's required elements; returns the entry ids.
-fn check_atom(text: &str, entries: usize) -> Vec<String> {
+/// An outage as the detector stores it: `asns` (network, start) hit from `start`.
+fn outage(start: i64, asns: &[(u32, i64)], end: Option<i64>) -> Outage {
+    Outage {
+        id: format!("PK-outage-{start}"),
+        cc: Cc::new("PK").unwrap(),
+        start,
+        end,
+        level: Level::Critical,
+        signals: vec![SignalKind::Bgp, SignalKind::ProbeVolume],
+        country_wide: false,
+        asns: asns
+            .iter()
+            .map(|&(asn, from)| AsnOutage {
+                asn,
+                start: from,
+                end,
+                level: Level::Critical,
+                signals: vec![SignalKind::Bgp],
+            })
+            .collect(),
+        alerts: Vec::new(),
+    }
+}
+
+fn store_outage(server: &TestServer, o: &Outage) {
+    let stored = censorwatch_server::detections::stored_outage(o, censorwatch_server::detections::unix_now()).unwrap();
+    server.store.put_detections(&[stored], &[]).unwrap();
+}
+
+/// The types a receiver accepted (answered 200), in order.
+fn accepted(r: &Receiver) -> Vec<String> {
+    r.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.3 == 200)
+        .map(|a| a.1.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_outage_is_announced_by_signed_webhooks_to_its_country_and_network_and_in_the_feeds() {
+    let (pk_addr, pk) = start_receiver(1).await;
+    let (net_addr, net) = start_receiver(0).await;
+    let (events_addr, events_only) = start_receiver(0).await;
+    let (ir_addr, ir) = start_receiver(0).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(ServerConfig {
+        // Nothing recomputes (and so removes) the outages the test stores.
+        detection_interval: None,
+        alert_interval: Duration::from_millis(100),
+        webhook_retry_base: Duration::from_millis(100),
+        data_dir: Some(data.path().to_path_buf()),
+        admin_token: Some(TOKEN.into()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let auth = format!("Bearer {TOKEN}");
+    let hooks = [
+        json!({"url": format!("http://{pk_addr}/hook"), "secret": SECRET, "cc": "PK", "platform": "x.com"}),
+        json!({"url": format!("http://{net_addr}/hook"), "secret": SECRET, "asn": 24499, "kinds": ["outage"]}),
+        json!({"url": format!("http://{events_addr}/hook"), "secret": SECRET, "cc": "PK", "kinds": ["event"]}),
+        json!({"url": format!("http://{ir_addr}/hook"), "secret": SECRET, "cc": "IR"}),
+    ];
+    let mut created = Vec::new();
+    for hook in &hooks {
+        let r = request(
+            server.addr,
+            "POST",
+            "/api/v1/admin/webhooks",
+            &[("authorization", &auth)],
+            &hook.to_string(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        created.push(r.json());
+    }
+    assert_eq!(
+        created[0]["kinds"],
+        json!(["event", "outage"]),
+        "both kinds when not narrowed"
+    );
+    assert_eq!(
+        (created[1]["asn"].as_u64(), &created[1]["kinds"]),
+        (Some(24499), &json!(["outage"]))
+    );
+    let bad = json!({"url": format!("http://{ir_addr}/hook"), "secret": SECRET, "kinds": ["shutdowns"]});
+    let r = request(
+        server.addr,
+        "POST",
+        "/api/v1/admin/webhooks",
+        &[("authorization", &auth)],
+        &bad.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.client_error().contains("outage"), "{}", r.text());
+
+    for file in ["seen.json", "seen-outages.json"] {
+        let path = data.path().join("alerts").join(file);
+        wait_for("the first check", || path.exists()).await;
+    }
+    // Election day, 8 Feb 2024: mobile data cut on AS45595 at 00:00, on AS24499 from 02:00,
+    // back at 20:00.
+    let t0 = 1_707_350_400;
+    store_outage(&server, &outage(t0, &[(45595, t0)], None));
+    wait_for("outage.opened", || accepted(&pk) == ["outage.opened"]).await;
+    let attempts = pk.seen.lock().unwrap().clone();
+    assert_eq!(attempts.len(), 2, "one 500, then accepted: {attempts:?}");
+    assert!(
+        attempts.iter().all(|a| a.0 == attempts[0].0 && a.2),
+        "same delivery, signed: {attempts:?}"
+    );
+    let body = pk.bodies.lock().unwrap().last().unwrap().clone();
+    assert_eq!(body["outage"]["id"], format!("PK-outage-{t0}"));
+    assert_eq!(body["outage"]["asns"][0]["asn"], 45595);
+    assert!(body.get("event").is_none(), "{body}");
+
+    store_outage(&server, &outage(t0, &[(45595, t0), (24499, t0 + 7200)], None));
+    wait_for("outage.changed", || {
+        accepted(&pk).len() == 2 && accepted(&net).len() == 1
+    })
+    .await;
+    store_outage(
+        &server,
+        &outage(t0, &[(45595, t0), (24499, t0 + 7200)], Some(t0 + 20 * HOUR)),
+    );
+    wait_for("outage.closed", || {
+        accepted(&pk).len() == 3 && accepted(&net).len() == 2
+    })
+    .await;
+    assert_eq!(accepted(&pk), ["outage.opened", "outage.changed", "outage.closed"]);
+    assert_eq!(
+        accepted(&net),
+        ["outage.changed", "outage.closed"],
+        "AS24499's subscriber hears from when AS24499 is hit"
+    );
+    assert!(net.seen.lock().unwrap().iter().all(|a| a.2), "signed");
+    // Time for a stray delivery to arrive, then none did.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(events_only.seen.lock().unwrap().is_empty(), "an events-only webhook");
+    assert!(ir.seen.lock().unwrap().is_empty(), "another country's webhook");
+    assert_eq!(pk.seen.lock().unwrap().len(), 4, "nothing repeated");
+    let outbox = data.path().join("alerts/outbox");
+    assert_eq!(std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0), 0);
+
+    // The feeds: the country's (with a platform filter too: a shutdown cuts x.com), the
+    // network's, and the filters that leave it out.
+    let prefix = format!("tag:censorwatch.org,2024:outage:PK-outage-{t0}");
+    let expected = [
+        format!("{prefix}:closed"),
+        format!("{prefix}:network:24499"),
+        format!("{prefix}:opened"),
+    ];
+    let link = format!("/country/PK#outage-PK-outage-{t0}");
+    for path in [
+        "/api/v1/feeds/events.atom?cc=PK",
+        "/api/v1/feeds/events.atom?cc=PK&platform=x.com",
+        "/api/v1/feeds/events.atom?asn=AS24499",
+        "/api/v1/feeds/events.atom?cc=PK&asn=45595&kind=outage",
+    ] {
+        let feed = server.get(path).await;
+        assert_eq!(feed.status, 200, "{path}: {}", feed.text());
+        assert_eq!(check_atom(&feed.text(), 3, &link), expected, "{path}");
+    }
+    for path in [
+        "/api/v1/feeds/events.atom?cc=PK&kind=event",
+        "/api/v1/feeds/events.atom?cc=IR",
+        "/api/v1/feeds/events.atom?asn=AS1",
+    ] {
+        check_atom(&server.get(path).await.text(), 0, "");
+    }
+    for bad in ["asn=seven", "kind=blocks", "platform=x.com&kind=outage"] {
+        let r = server.get(&format!("/api/v1/feeds/events.atom?{bad}")).await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    server.stop().await;
+}
+
+/// Parses `text` as XML and checks RFC 4287's required elements and that each entry's link
+/// contains `link`; returns the entry ids.
+fn check_atom(text: &str, entries: usize, link: &str) -> Vec<String> {
     let doc = roxmltree::Document::parse(text).unwrap_or_else(|e| panic!("not XML ({e}):\n{text}"));
     let atom = "http://www.w3.org/2005/Atom";
     let feed = doc.root_element();
@@ -335,11 +524,23 @@ fn check_atom(text: &str, entries: usize) -> Vec<String> {
             assert_eq!(child(e, name).len(), 1, "entry needs exactly one {name}");
         }
         rfc3339(&child(e, "updated")[0]);
-        let link = e
+        let alternate = e
             .children()
-            .find(|c| c.has_tag_name((atom, "link")))
+            .find(|c| c.has_tag_name((atom, "link")) && c.attribute("rel") == Some("alternate"))
             .expect("entry link");
-        assert!(link.attribute("href").unwrap().contains("/api/v1/events/PK-facebook-"));
+        let href = alternate.attribute("href").unwrap();
+        assert!(href.starts_with("http://127.0.0.1:") && href.contains(link), "{href}");
+        let terms: Vec<&str> = e
+            .children()
+            .filter(|c| c.has_tag_name((atom, "category")))
+            .filter_map(|c| c.attribute("term"))
+            .collect();
+        assert!(
+            terms.len() == 2
+                && ["opened", "changed", "closed"].contains(&terms[0])
+                && ["event", "outage"].contains(&terms[1]),
+            "categories {terms:?}"
+        );
         ids.push(child(e, "id")[0].clone());
     }
     ids

@@ -1,18 +1,22 @@
 //! The alert endpoints.
 //!
 //! Public, read-only (rate-limited with the rest):
-//! - `GET /api/v1/feeds/events.atom?cc&platform`: the Atom feed ([`super::feed`]);
+//! - `GET /api/v1/feeds/events.atom?cc&platform&asn&kind`: the Atom feed of blocking events
+//!   and outages ([`super::feed`]); `asn` keeps those touching one network, `kind=event` or
+//!   `kind=outage` one of the two, and `platform` narrows the events (outages stay: a shutdown
+//!   cuts every platform);
 //! - `GET /api/v1/watches` and `GET /api/v1/watches/{id}`: each watch with its report
 //!   ([`super::watch`]).
 //!
 //! Admin, behind `Authorization: Bearer <token>` ([`crate::auth`]):
-//! - `POST /api/v1/admin/webhooks` `{url, secret, cc?, platform?}` → 201 `{id, url, cc, platform, source}`;
+//! - `POST /api/v1/admin/webhooks` `{url, secret, cc?, platform?, asn?, kinds?}` → 201
+//!   `{id, url, cc, platform, asn, kinds, source}` (`kinds`: `["event"]`, `["outage"]`, or both when left out);
 //!   `GET /api/v1/admin/webhooks` (secrets never shown); `DELETE /api/v1/admin/webhooks/{id}`;
 //! - `POST /api/v1/admin/watches` `{cc, platform | domain, deadline, label, window_hours?}` → 201 the watch;
 //!   `DELETE /api/v1/admin/watches/{id}`.
 
 use super::watch::{self, AsnCounts, Watch};
-use super::{Alerts, WebhookConfig};
+use super::{AlertKind, Alerts, WebhookConfig};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::routes::{parse_time, unique_params};
@@ -24,7 +28,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use censorwatch_detect::Event;
+use censorwatch_detect::{Event, Outage};
 use censorwatch_store::{AggregateAxis, AggregateQuery, DetectionKind, DetectionQuery};
 use serde::Deserialize;
 use serde_json::json;
@@ -67,56 +71,135 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
 // ---------------------------------------------------------------------------------------------
 // The feed.
 
-async fn events_feed(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(format!("the query string is malformed: {e}")))?;
-    let mut cc = None;
-    let mut platform = None;
+/// An AS number as `AS45595`, `as45595` or `45595`.
+fn parse_asn(value: &str) -> Option<u32> {
+    let digits = value
+        .strip_prefix("AS")
+        .or_else(|| value.strip_prefix("as"))
+        .unwrap_or(value);
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+/// What a feed shows: the filters of `GET /api/v1/feeds/events.atom`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct FeedFilter {
+    cc: Option<String>,
+    platform: Option<String>,
+    asn: Option<u32>,
+    kind: Option<AlertKind>,
+}
+
+fn parse_feed_filter(params: Vec<(String, String)>) -> Result<FeedFilter, ApiError> {
+    let mut f = FeedFilter::default();
     for (key, value) in unique_params(params)? {
         match key.as_str() {
             "cc" => {
                 let c = value.to_ascii_uppercase();
                 crate::prepare::validate_cc(&c)
                     .map_err(|_| ApiError::bad_request(format!("cc={value:?} is not a two-letter country code")))?;
-                cc = Some(c);
+                f.cc = Some(c);
             }
             "platform" | "domain" => {
                 if value.is_empty() {
                     return Err(ApiError::bad_request("platform is empty; give x.com, twitter, …"));
                 }
-                platform = Some(censorwatch_detect::platform_of(&value.to_ascii_lowercase()).into_owned());
+                f.platform = Some(censorwatch_detect::platform_of(&value.to_ascii_lowercase()).into_owned());
+            }
+            "asn" => {
+                f.asn = Some(parse_asn(&value).ok_or_else(|| {
+                    ApiError::bad_request(format!("asn={value:?} is not an AS number; give one such as AS45595"))
+                })?);
+            }
+            "kind" => {
+                f.kind = Some(match value.as_str() {
+                    "event" => AlertKind::Event,
+                    "outage" => AlertKind::Outage,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "kind={value:?} is not event or outage; leave it out to get both"
+                        )));
+                    }
+                });
             }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown parameter {other:?}; the parameters are cc and platform"
+                    "unknown parameter {other:?}; the parameters are cc, platform, asn and kind"
                 )));
             }
         }
     }
-    let query = DetectionQuery {
-        cc: cc.clone(),
-        domain: platform.clone(),
-        platform: platform.clone(),
-        limit: 200,
-        ..DetectionQuery::all(DetectionKind::Event)
-    };
-    let store = state.store().clone();
-    let rows = tokio::task::spawn_blocking(move || store.detections(&query))
-        .await
-        .map_err(|e| ApiError::internal(format!("the query failed: {e}")))?
-        .map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))?;
-    let mut events = Vec::with_capacity(rows.len());
-    for d in &rows {
-        let event: Event = serde_json::from_str(&d.body)
-            .map_err(|e| ApiError::internal(format!("stored event {} does not parse: {e}", d.id)))?;
-        events.push(super::feed::FeedEvent {
-            event,
-            updated: d.updated,
-        });
+    if f.platform.is_some() && f.kind == Some(AlertKind::Outage) {
+        return Err(ApiError::bad_request(
+            "platform filters blocking events, and kind=outage asks for outages only; drop one",
+        ));
     }
+    Ok(f)
+}
+
+/// The events and outages of a feed, read from the store (blocking).
+fn feed_rows(
+    store: &dyn censorwatch_store::Store,
+    f: &FeedFilter,
+) -> Result<(Vec<super::feed::FeedEvent>, Vec<Outage>), ApiError> {
+    let unavailable =
+        |e: censorwatch_store::StoreError| ApiError::unavailable(format!("the store failed: {e}; try again"));
+    let wants = |kind| f.kind.is_none_or(|k| k == kind);
+    let touches = |asns: &[u32]| f.asn.is_none_or(|want| asns.contains(&want));
+    let mut events = Vec::new();
+    if wants(AlertKind::Event) {
+        let query = DetectionQuery {
+            cc: f.cc.clone(),
+            domain: f.platform.clone(),
+            platform: f.platform.clone(),
+            limit: FEED_LIMIT,
+            ..DetectionQuery::all(DetectionKind::Event)
+        };
+        for d in store.detections(&query).map_err(unavailable)? {
+            let event: Event = serde_json::from_str(&d.body)
+                .map_err(|e| ApiError::internal(format!("stored event {} does not parse: {e}", d.id)))?;
+            if touches(&event.asns.iter().map(|a| a.asn).collect::<Vec<_>>()) {
+                events.push(super::feed::FeedEvent {
+                    event,
+                    updated: d.updated,
+                });
+            }
+        }
+    }
+    let mut outages = Vec::new();
+    if wants(AlertKind::Outage) {
+        let query = DetectionQuery {
+            cc: f.cc.clone(),
+            limit: FEED_LIMIT,
+            ..DetectionQuery::all(DetectionKind::Outage)
+        };
+        for d in store.detections(&query).map_err(unavailable)? {
+            let outage: Outage = serde_json::from_str(&d.body)
+                .map_err(|e| ApiError::internal(format!("stored outage {} does not parse: {e}", d.id)))?;
+            if touches(&outage.asns.iter().map(|a| a.asn).collect::<Vec<_>>()) {
+                outages.push(outage);
+            }
+        }
+    }
+    Ok((events, outages))
+}
+
+/// Most events, and most outages, a feed is built from (the latest).
+const FEED_LIMIT: u32 = 200;
+
+/// `GET /api/v1/feeds/events.atom?cc&platform&asn&kind`: blocking events and outages. A
+/// platform filter narrows the events only: a shutdown of the country cuts that platform too.
+async fn events_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(format!("the query string is malformed: {e}")))?;
+    let filter = parse_feed_filter(params)?;
+    let store = state.store().clone();
+    let f = filter.clone();
+    let (events, outages) = tokio::task::spawn_blocking(move || feed_rows(store.as_ref(), &f))
+        .await
+        .map_err(|e| ApiError::internal(format!("the query failed: {e}")))??;
     // Links use the address the client used (the Host header), which only it can know.
     let host = headers
         .get(header::HOST)
@@ -126,25 +209,51 @@ async fn events_feed(
     let base = format!("http://{host}");
     let mut self_url = format!("{base}/api/v1/feeds/events.atom");
     let mut filters = Vec::new();
-    if let Some(c) = &cc {
+    if let Some(c) = &filter.cc {
         filters.push(format!("cc={c}"));
     }
-    if let Some(p) = &platform {
+    if let Some(p) = &filter.platform {
         filters.push(format!("platform={p}"));
+    }
+    if let Some(a) = filter.asn {
+        filters.push(format!("asn=AS{a}"));
+    }
+    if let Some(k) = filter.kind {
+        filters.push(format!("kind={}", k.as_str()));
     }
     if !filters.is_empty() {
         self_url.push('?');
         self_url.push_str(&filters.join("&"));
     }
-    let title = format!(
-        "censorwatch: blocking events in {} for {}",
-        cc.as_deref().unwrap_or("every country"),
-        platform.as_deref().unwrap_or("every platform")
+    let what = match filter.kind {
+        None => "blocking events and outages",
+        Some(AlertKind::Event) => "blocking events",
+        Some(AlertKind::Outage) => "outages",
+    };
+    let mut title = format!(
+        "censorwatch: {what} in {}",
+        filter.cc.as_deref().unwrap_or("every country")
     );
-    let entries = super::feed::entries(&events, &base);
+    if let Some(a) = filter.asn {
+        title.push_str(&format!(" on AS{a}"));
+    }
+    if filter.kind != Some(AlertKind::Outage) {
+        title.push_str(&format!(
+            " for {}",
+            filter.platform.as_deref().unwrap_or("every platform")
+        ));
+    }
+    let mut entries = super::feed::entries(&events, &base);
+    entries.extend(super::feed::outage_entries(&outages, &base));
+    super::feed::sort(&mut entries);
     let xml = super::feed::render(
         &entries,
-        &super::feed::feed_id(cc.as_deref(), platform.as_deref()),
+        &super::feed::feed_id(
+            filter.cc.as_deref(),
+            filter.platform.as_deref(),
+            filter.asn,
+            filter.kind.map(AlertKind::as_str),
+        ),
         &self_url,
         &title,
         crate::detections::unix_now(),
@@ -339,6 +448,8 @@ fn webhook_json(w: &super::Webhook) -> serde_json::Value {
         "url": w.config.url,
         "cc": w.config.cc,
         "platform": w.config.platform,
+        "asn": w.config.asn,
+        "kinds": if w.config.kinds.is_empty() { AlertKind::ALL.to_vec() } else { w.config.kinds.clone() },
         "source": w.source,
     })
 }
@@ -349,7 +460,10 @@ async fn list_webhooks(State(state): State<AppState>) -> Response {
 }
 
 async fn add_webhook(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let config: WebhookConfig = parse_json(&body, "webhook ({url, secret, cc?, platform?})")?;
+    let config: WebhookConfig = parse_json(
+        &body,
+        "webhook ({url, secret, cc?, platform?, asn?, kinds?: [\"event\", \"outage\"]})",
+    )?;
     let config = config.validated().map_err(ApiError::bad_request)?;
     let w = alerts(&state)
         .add_webhook(config)
@@ -372,6 +486,40 @@ async fn remove_webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn feed_filter(query: &[(&str, &str)]) -> Result<FeedFilter, ApiError> {
+        parse_feed_filter(query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn feed_filters_are_parsed() {
+        assert_eq!(
+            feed_filter(&[("cc", "pk"), ("asn", "AS45595"), ("kind", "outage")]).unwrap(),
+            FeedFilter {
+                cc: Some("PK".into()),
+                platform: None,
+                asn: Some(45595),
+                kind: Some(AlertKind::Outage),
+            }
+        );
+        assert_eq!(feed_filter(&[("asn", "as7")]).unwrap().asn, Some(7));
+        assert_eq!(
+            feed_filter(&[("platform", "X.com")]).unwrap().platform.as_deref(),
+            Some("twitter")
+        );
+        for bad in [
+            &[("cc", "Pakistan")][..],
+            &[("asn", "AS0")],
+            &[("asn", "fast")],
+            &[("kind", "block")],
+            &[("platform", "")],
+            &[("platform", "x.com"), ("kind", "outage")],
+            &[("cc", "PK"), ("cc", "IR")],
+            &[("colour", "red")],
+        ] {
+            assert!(feed_filter(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn body(v: serde_json::Value) -> NewWatch {
         serde_json::from_value(v).unwrap()
