@@ -9,6 +9,9 @@
 //! being computed wait for that one computation instead of starting their own (single flight),
 //! so a burst after a start or an expiry costs one scan, not one per request.
 //!
+//! A value the cache is told not to keep (an empty list: a store just started, whose first
+//! measurements should show at once, and whose scan costs nothing) is returned but not kept.
+//!
 //! The clock and the way a background refresh is started are passed in, so the rules are tested
 //! without waiting or threads.
 
@@ -52,6 +55,8 @@ impl<K, V> Shared<K, V> {
 pub(crate) struct TtlCache<K, V> {
     refresh_after: Duration,
     max_age: Duration,
+    /// Whether a computed value is kept.
+    keep: fn(&V) -> bool,
     shared: Arc<Shared<K, V>>,
 }
 
@@ -60,10 +65,12 @@ where
     K: Eq + Hash + Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
-    pub(crate) fn new(refresh_after: Duration, max_age: Duration) -> TtlCache<K, V> {
+    /// A cache that keeps the values `keep` accepts.
+    pub(crate) fn new(refresh_after: Duration, max_age: Duration, keep: fn(&V) -> bool) -> TtlCache<K, V> {
         TtlCache {
             refresh_after,
             max_age: max_age.max(refresh_after),
+            keep,
             shared: Arc::new(Shared {
                 entries: Mutex::new(HashMap::new()),
                 done: Condvar::new(),
@@ -134,7 +141,9 @@ where
             computing: false,
         });
         slot.computing = false;
-        if let Ok(v) = &result {
+        if let Ok(v) = &result
+            && (self.keep)(v)
+        {
             slot.value = Some((now, v.clone()));
         }
         drop(entries);
@@ -148,12 +157,16 @@ where
         F: FnOnce() -> Result<V, E> + Send + 'static,
     {
         let shared = Arc::clone(&self.shared);
+        let keep = self.keep;
         Box::new(move || {
             let result = compute();
             let mut entries = shared.lock();
             if let Some(slot) = entries.get_mut(&key) {
                 slot.computing = false;
                 match result {
+                    // Not kept: the next request computes it (cheaply, as the cache refuses only
+                    // what costs little).
+                    Ok(v) if !keep(&v) => slot.value = None,
                     Ok(v) => slot.value = Some((now, v)),
                     Err(e) => eprintln!(
                         "censorwatch: refreshing a dashboard list failed ({e}); the previous one is shown until the next try"
@@ -196,7 +209,7 @@ mod tests {
 
     #[test]
     fn fresh_values_are_reused_stale_ones_served_while_refreshed_in_the_background() {
-        let cache: TtlCache<&str, u32> = TtlCache::new(MINUTE, 10 * MINUTE);
+        let cache: TtlCache<&str, u32> = TtlCache::new(MINUTE, 10 * MINUTE, |v| *v != 0);
         let t0 = Instant::now();
         let calls = Arc::new(AtomicU32::new(0));
         let jobs: Mutex<Vec<Job>> = Mutex::new(Vec::new());
@@ -256,11 +269,20 @@ mod tests {
             "keys are apart"
         );
         assert_eq!(calls.load(Ordering::SeqCst), 7);
+        // A value it is told not to keep (0 here) is returned, then computed again.
+        assert_eq!(cache.get_or_try(&"RU", t3, counting(&calls, Ok(0)), no_spawn), Ok(0));
+        assert_eq!(cache.get_or_try(&"RU", t3, counting(&calls, Ok(5)), no_spawn), Ok(5));
+        // A refresh that finds nothing to keep drops the old value.
+        let t4 = t3 + 2 * MINUTE;
+        assert_eq!(cache.get_or_try(&"RU", t4, counting(&calls, Ok(0)), keep), Ok(5));
+        jobs.lock().unwrap().pop().unwrap()();
+        assert_eq!(cache.get_or_try(&"RU", t4, counting(&calls, Ok(6)), no_spawn), Ok(6));
+        assert_eq!(calls.load(Ordering::SeqCst), 11);
     }
 
     #[test]
     fn concurrent_requests_for_a_missing_value_share_one_computation() {
-        let cache: Arc<TtlCache<&str, u32>> = Arc::new(TtlCache::new(MINUTE, 10 * MINUTE));
+        let cache: Arc<TtlCache<&str, u32>> = Arc::new(TtlCache::new(MINUTE, 10 * MINUTE, |_| true));
         let calls = Arc::new(AtomicU32::new(0));
         let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();

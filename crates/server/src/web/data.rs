@@ -106,8 +106,9 @@ impl Default for Caches {
     fn default() -> Caches {
         Caches {
             names: NetworkNames::default(),
-            countries: TtlCache::new(LIST_TTL, LIST_MAX_AGE),
-            domains: TtlCache::new(LIST_TTL, LIST_MAX_AGE),
+            // Empty lists (nothing stored yet) are not kept: the first measurements show at once.
+            countries: TtlCache::new(LIST_TTL, LIST_MAX_AGE, |list| !list.is_empty()),
+            domains: TtlCache::new(LIST_TTL, LIST_MAX_AGE, |map| !map.is_empty()),
         }
     }
 }
@@ -197,7 +198,7 @@ pub(crate) fn warm(store: &Arc<dyn Store>, caches: &Caches) {
     }
 }
 
-/// The home page: countries by measurements, open events.
+/// The home page: countries by measurements, open events, open outages.
 pub(crate) fn home(shared: &Arc<dyn Store>, caches: &Caches) -> Result<HomeView, PageError> {
     let countries = countries(shared, caches)?;
     let store = shared.as_ref();
@@ -209,7 +210,23 @@ pub(crate) fn home(shared: &Arc<dyn Store>, caches: &Caches) -> Result<HomeView,
             ..DetectionQuery::all(DetectionKind::Event)
         },
     )?;
-    Ok(HomeView { countries, open_events })
+    let open_outages = store
+        .detections(&DetectionQuery {
+            open_only: true,
+            limit: EVENT_LIMIT,
+            ..DetectionQuery::all(DetectionKind::Outage)
+        })?
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<Outage>(&d.body)
+                .map_err(|e| PageError::Corrupt(format!("stored outage {} does not parse: {e}", d.id)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HomeView {
+        countries,
+        open_events,
+        open_outages,
+    })
 }
 
 /// The newest measurement time of a country, `None` without measurements.

@@ -3,9 +3,12 @@
 //!
 //! | page | what |
 //! |---|---|
-//! | `/` | countries with data, active blocking events, the search box |
-//! | `/country/{cc}` | platforms × networks status grid (latest state per cell), events, outages |
+//! | `/` | countries with data, active blocking events and outages, the search box |
+//! | `/country/{cc}` | platforms × networks status grid (latest state per cell), events, outages (each row anchored `#outage-{id}`, where the feed links) |
 //! | `/platform/{cc}/{domain}` | per-network timeline heatmap (SVG), method breakdown, events, CSV links; `?since=&until=` pick the span |
+//!
+//! The home, country and platform pages link their Atom feed of alerts (visibly, and as
+//! `<link rel="alternate">` for feed readers).
 //! | `/event/{id}` | what, where, since when, how measured, affected networks, a quotable summary, the evidence bundle |
 //! | `/measurement/{id}` | verdict and reasons, the probe beside the control, the raw JSON |
 //! | `/search?q=` | by country, domain, AS number or measurement id |
