@@ -394,8 +394,8 @@ async fn an_outage_is_announced_by_signed_webhooks_to_its_country_and_network_an
     }
     assert_eq!(
         created[0]["kinds"],
-        json!(["event", "outage"]),
-        "both kinds when not narrowed"
+        json!(["event", "outage", "watch"]),
+        "every kind when not narrowed"
     );
     assert_eq!(
         (created[1]["asn"].as_u64(), &created[1]["kinds"]),
@@ -537,8 +537,8 @@ fn check_atom(text: &str, entries: usize, link: &str) -> Vec<String> {
             .collect();
         assert!(
             terms.len() == 2
-                && ["opened", "changed", "closed"].contains(&terms[0])
-                && ["event", "outage"].contains(&terms[1]),
+                && ["opened", "changed", "closed", "due"].contains(&terms[0])
+                && ["event", "outage", "watch"].contains(&terms[1]),
             "categories {terms:?}"
         );
         ids.push(child(e, "id")[0].clone());
@@ -566,17 +566,10 @@ fn record(i: usize, asn: u32, domain: &str, t: i64, status: Status) -> Record {
     r
 }
 
-#[tokio::test]
-async fn a_watch_reports_restored_on_3_of_5_networks() {
-    let server = TestServer::start(ServerConfig {
-        detection_interval: None,
-        admin_token: Some(TOKEN.into()),
-        ..ServerConfig::default()
-    })
-    .await;
-    // In the 24 h before the deadline: AS1–AS3 back (twitter's domains ok, one stray blocked
-    // on AS3), AS4 still blocked, AS5 on and off; AS6 only down; youtube blocked on AS1 and an
-    // old twitter block on AS2 (before the window) do not count.
+/// In the 24 h before the deadline: AS1–AS3 back (twitter's domains ok, one stray blocked
+/// on AS3), AS4 still blocked, AS5 on and off; AS6 only down; youtube blocked on AS1 and an
+/// old twitter block on AS2 (before the window) do not count.
+fn watch_seed() -> Vec<Record> {
     let mut records = Vec::new();
     let mut add = |asn: u32, domain: &str, t: i64, status: Status| {
         let i = records.len();
@@ -596,7 +589,21 @@ async fn a_watch_reports_restored_on_3_of_5_networks() {
         add(2, d, t - 48 * HOUR, Status::Blocked);
     }
     add(1, "x.com", DEADLINE + 60, Status::Blocked);
-    server.store.insert(&records).unwrap();
+    records
+}
+
+const THREE_OF_FIVE: &str =
+    "twitter in PK: restored on 3 of 5 networks (AS1, AS2, AS3); still blocked on AS4; intermittent on AS5";
+
+#[tokio::test]
+async fn a_watch_reports_restored_on_3_of_5_networks() {
+    let server = TestServer::start(ServerConfig {
+        detection_interval: None,
+        admin_token: Some(TOKEN.into()),
+        ..ServerConfig::default()
+    })
+    .await;
+    server.store.insert(&watch_seed()).unwrap();
 
     let body = json!({"cc": "PK", "platform": "x.com", "deadline": "2024-04-24T00:00:00Z", "label": "restore x.com in PK by 2024-04-24"}).to_string();
     let auth = format!("Bearer {TOKEN}");
@@ -625,10 +632,7 @@ async fn a_watch_reports_restored_on_3_of_5_networks() {
             (Some(3), Some(5)),
             "{report}"
         );
-        assert_eq!(
-            report["summary"],
-            "twitter in PK: restored on 3 of 5 networks (AS1, AS2, AS3); still blocked on AS4; intermittent on AS5"
-        );
+        assert_eq!(report["summary"], THREE_OF_FIVE);
         assert_eq!(report["since"], "2024-04-23T00:00:00Z");
         assert_eq!(report["until"], "2024-04-24T00:00:00Z");
         let per: Vec<(u64, &str)> = report["per_network"]
@@ -651,6 +655,28 @@ async fn a_watch_reports_restored_on_3_of_5_networks() {
     }
     let all = server.get("/api/v1/watches").await.json();
     assert_eq!(all["results"].as_array().unwrap().len(), 1);
+    // The Atom feed of the country, and of AS4, carries the report at the deadline.
+    for path in [
+        "/api/v1/feeds/events.atom?cc=PK",
+        "/api/v1/feeds/events.atom?kind=watch&asn=AS4&platform=twitter",
+    ] {
+        let feed = server.get(path).await.text();
+        let ids = check_atom(&feed, 1, &format!("/api/v1/watches/{id}"));
+        assert_eq!(ids, [format!("tag:censorwatch.org,2024:watch:{id}:due")]);
+        assert!(
+            feed.contains("<title>Deadline 2024-04-24T00:00:00Z passed (restore x.com in PK by 2024-04-24): restored on 3 of 5 networks</title>"),
+            "{feed}"
+        );
+        assert!(feed.contains(THREE_OF_FIVE), "{feed}");
+    }
+    for path in [
+        "/api/v1/feeds/events.atom?cc=IR",
+        "/api/v1/feeds/events.atom?platform=youtube",
+        "/api/v1/feeds/events.atom?kind=event",
+        "/api/v1/feeds/events.atom?asn=AS7",
+    ] {
+        check_atom(&server.get(path).await.text(), 0, "");
+    }
     assert_eq!(server.get("/api/v1/watches/w-nope").await.status, 404);
     let r = request(
         server.addr,
@@ -663,6 +689,82 @@ async fn a_watch_reports_restored_on_3_of_5_networks() {
     assert_eq!(r.status, 204);
     assert_eq!(server.get(&format!("/api/v1/watches/{id}")).await.status, 404);
     server.stop().await;
+}
+
+/// The push at the deadline, through the library (the server runs the same check every alert
+/// interval): a watch whose deadline passed more than the report delay ago is sent, once, as
+/// `watch.due` with its report, signed, to the webhooks that want it.
+#[tokio::test]
+async fn a_watch_report_is_pushed_once_when_the_deadline_has_passed() {
+    use censorwatch_server::alerts::{AlertKind, Alerts, WebhookConfig, watch};
+    let (addr, receiver) = start_receiver(1).await;
+    let (other_addr, other) = start_receiver(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = censorwatch_store::SqliteStore::open(&dir.path().join("w.db")).unwrap();
+    censorwatch_store::Store::insert(&store, &watch_seed()).unwrap();
+    let hook = |url: String, platform: Option<&str>, kinds: Vec<AlertKind>| {
+        WebhookConfig {
+            url,
+            secret: SECRET.into(),
+            cc: Some("PK".into()),
+            platform: platform.map(str::to_owned),
+            asn: None,
+            kinds,
+        }
+        .validated()
+        .unwrap()
+    };
+    let hooks = [
+        hook(format!("http://{addr}/hook"), Some("x.com"), vec![AlertKind::Watch]),
+        hook(format!("http://{other_addr}/hook"), Some("youtube.com"), vec![]),
+        hook(
+            format!("http://{other_addr}/hook"),
+            None,
+            vec![AlertKind::Event, AlertKind::Outage],
+        ),
+    ];
+    let alerts = std::sync::Arc::new(Alerts::open(Some(dir.path()), &hooks, Duration::from_millis(50)).unwrap());
+    alerts
+        .add_watch(watch::Watch {
+            id: "w-deadline".into(),
+            cc: "PK".into(),
+            platform: Some("twitter".into()),
+            domain: None,
+            deadline: DEADLINE,
+            window_seconds: watch::DEFAULT_WINDOW_SECONDS,
+            label: "court order: restore X".into(),
+            created: DEADLINE - 7 * 86_400,
+            reported: None,
+        })
+        .unwrap();
+    let due_at = DEADLINE + watch::REPORT_DELAY_SECONDS;
+    assert_eq!(alerts.check_watches(&store, due_at - 1).unwrap(), 0, "not yet");
+    assert_eq!(
+        alerts.check_watches(&store, due_at).unwrap(),
+        1,
+        "to the one webhook that wants it"
+    );
+    assert_eq!(alerts.check_watches(&store, due_at + 60).unwrap(), 0, "once");
+    // A restart remembers that it was sent.
+    let again = Alerts::open(Some(dir.path()), &hooks, Duration::from_millis(50)).unwrap();
+    assert_eq!(again.check_watches(&store, due_at + 120).unwrap(), 0);
+    assert!(again.watches()[0].reported.is_some());
+    // Delivered: a 500 first, then retried.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !alerts.pending_deliveries().is_empty() {
+        assert!(Instant::now() < deadline, "not delivered");
+        let a = std::sync::Arc::clone(&alerts);
+        tokio::task::spawn_blocking(move || a.deliver_due()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let attempts = receiver.seen.lock().unwrap().clone();
+    assert_eq!(attempts.iter().map(|a| a.3).collect::<Vec<_>>(), [500, 200]);
+    assert!(attempts.iter().all(|a| a.1 == "watch.due" && a.2), "{attempts:?}");
+    let body = receiver.bodies.lock().unwrap().last().unwrap().clone();
+    assert_eq!(body["watch"]["id"], "w-deadline");
+    assert_eq!(body["watch"]["report"]["status"], "due");
+    assert_eq!(body["watch"]["report"]["summary"], THREE_OF_FIVE);
+    assert!(other.seen.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

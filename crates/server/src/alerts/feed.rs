@@ -2,8 +2,9 @@
 //! opens, one when it spreads to another network ("changed"), and one when it closes, each
 //! with a permanent id derived from the event or outage (so feed readers show each change once,
 //! and the same entries come back however often the feed is read or the server restarted).
-//! Every entry carries two categories: what happened (`opened`, `changed`, `closed`) and what
-//! it is about (`event`, `outage`).
+//! A deadline watch whose deadline has passed has one entry, with its report. Every entry
+//! carries two categories: what happened (`opened`, `changed`, `closed`, `due`) and what it is
+//! about (`event`, `outage`, `watch`).
 //!
 //! Pure: the caller reads the events and outages from the store and passes the feed's own URL.
 
@@ -23,9 +24,9 @@ pub struct FeedEvent {
 pub struct Entry {
     /// `tag:` URI, permanent.
     pub id: String,
-    /// `opened`, `changed` or `closed`.
+    /// `opened`, `changed`, `closed` (events, outages) or `due` (watches).
     pub kind: &'static str,
-    /// `event` or `outage`.
+    /// `event`, `outage` or `watch`.
     pub subject: &'static str,
     /// Title.
     pub title: String,
@@ -263,6 +264,41 @@ pub fn outage_entries(outages: &[Outage], base: &str) -> Vec<Entry> {
                 ),
             });
         }
+    }
+    sort(&mut out);
+    out
+}
+
+/// The entries of the watches whose deadline has passed (`report.status == "due"`): one each,
+/// at its deadline, with its report's summary, linking to the watch in the API.
+pub fn watch_entries(watches: &[(super::watch::Watch, super::watch::WatchReport)], base: &str) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for (w, report) in watches.iter().filter(|(_, r)| r.status == "due") {
+        let what = if w.label.is_empty() {
+            format!("{} in {}", w.platform_name(), w.cc)
+        } else {
+            w.label.clone()
+        };
+        out.push(Entry {
+            id: format!("{TAG}:watch:{}:due", w.id),
+            kind: "due",
+            subject: "watch",
+            title: format!(
+                "Deadline {} passed ({what}): restored on {} of {} networks",
+                time(w.deadline),
+                report.restored,
+                report.networks
+            ),
+            updated: w.deadline,
+            link: format!("{base}/api/v1/watches/{}", segment(&w.id)),
+            related: None,
+            summary: format!(
+                "At the deadline, {}. Judged from the measurements of {} to {}.",
+                report.summary,
+                time(report.since),
+                time(report.until)
+            ),
+        });
     }
     sort(&mut out);
     out

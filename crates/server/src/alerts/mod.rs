@@ -17,6 +17,9 @@
 //!
 //! Without a data directory all of it is kept in memory only (lost at exit).
 //!
+//! Deadline watches are pushed once, as `watch.due`, when their deadline has passed
+//! ([`Alerts::check_watches`]); `watches.json` records which were.
+//!
 //! # Change detection
 //! Every [`ServerConfig::alert_interval`](crate::ServerConfig::alert_interval) the stored events
 //! and outages are compared with `seen`: an id not seen before is `event.opened` (or
@@ -53,15 +56,17 @@ pub struct WebhookConfig {
     /// Only events of this country (`None`: all).
     #[serde(default)]
     pub cc: Option<String>,
-    /// Only events of this platform or domain (`x.com` and `twitter` both mean twitter).
-    /// Outages still come (a shutdown cuts every platform) unless `kinds` leaves them out.
+    /// Only events and watches of this platform or domain (`x.com` and `twitter` both mean
+    /// twitter). Outages still come (a shutdown cuts every platform) unless `kinds` leaves them
+    /// out.
     #[serde(default)]
     pub platform: Option<String>,
-    /// Only events and outages that affect this network (AS number).
+    /// Only events and outages that affect this network, and watch reports that name it (AS
+    /// number).
     #[serde(default)]
     pub asn: Option<u32>,
-    /// Which changes to send: `event` (blocking events), `outage` (network shutdowns); empty
-    /// means both.
+    /// Which changes to send: `event` (blocking events), `outage` (network shutdowns), `watch`
+    /// (a deadline watch's report once its deadline has passed); empty means all.
     #[serde(default)]
     pub kinds: Vec<AlertKind>,
 }
@@ -74,34 +79,29 @@ pub enum AlertKind {
     Event,
     /// An outage (`outage.opened`, `outage.changed`, `outage.closed`).
     Outage,
+    /// A deadline watch's report once its deadline has passed (`watch.due`).
+    Watch,
 }
 
 impl AlertKind {
-    /// Both kinds.
-    pub const ALL: [AlertKind; 2] = [AlertKind::Event, AlertKind::Outage];
+    /// Every kind.
+    pub const ALL: [AlertKind; 3] = [AlertKind::Event, AlertKind::Outage, AlertKind::Watch];
 
-    /// `event` or `outage`: the prefix of a change's type and the payload's key.
+    /// The kinds of the store's detections, whose changes are found by comparing with `seen`:
+    /// each with its stored kind and the file under `DATA/alerts/` keeping what was last seen
+    /// of it (events keep the name from before outages were announced, so an upgrade neither
+    /// repeats nor misses an event change).
+    const DETECTIONS: [(AlertKind, DetectionKind, &'static str); 2] = [
+        (AlertKind::Event, DetectionKind::Event, "seen.json"),
+        (AlertKind::Outage, DetectionKind::Outage, "seen-outages.json"),
+    ];
+
+    /// `event`, `outage` or `watch`: the prefix of a change's type and the payload's key.
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Event => "event",
             AlertKind::Outage => "outage",
-        }
-    }
-
-    fn detection_kind(self) -> DetectionKind {
-        match self {
-            AlertKind::Event => DetectionKind::Event,
-            AlertKind::Outage => DetectionKind::Outage,
-        }
-    }
-
-    /// The file under `DATA/alerts/` that keeps what was last seen of this kind.
-    fn seen_file(self) -> &'static str {
-        match self {
-            // The name from before outages were announced, so an upgrade neither repeats nor
-            // misses an event change.
-            AlertKind::Event => "seen.json",
-            AlertKind::Outage => "seen-outages.json",
+            AlertKind::Watch => "watch",
         }
     }
 }
@@ -229,8 +229,8 @@ pub struct Alerts {
     webhooks: Mutex<Vec<Webhook>>,
     watches: Mutex<Vec<watch::Watch>>,
     outbox: Mutex<BTreeMap<String, Delivery>>,
-    /// Per kind ([`AlertKind`] order): id → [`material`] state last announced; `None` before
-    /// the first check of that kind.
+    /// Per detection kind (event, outage): id → [`material`] state last announced; `None`
+    /// before the first check of that kind.
     seen: Mutex<[Option<BTreeMap<String, String>>; 2]>,
     retry_base: Duration,
 }
@@ -246,6 +246,8 @@ pub fn material(kind: AlertKind, body: &str) -> String {
     let (fields, asn_fields): (&[&str], &[&str]) = match kind {
         AlertKind::Event => (&["end", "method", "pattern"], &["asn", "end"]),
         AlertKind::Outage => (&["end", "level", "signals", "country_wide"], &["asn", "end", "level"]),
+        // A watch's report is sent once, not compared: everything is material.
+        AlertKind::Watch => return body.to_owned(),
     };
     let mut out = serde_json::Map::new();
     for f in fields {
@@ -372,8 +374,8 @@ impl Alerts {
             let admin: Vec<Webhook> = read_json(&dir.join("webhooks.json"))?.unwrap_or_default();
             webhooks.extend(admin);
             watches = read_json(&dir.join("watches.json"))?.unwrap_or_default();
-            for kind in AlertKind::ALL {
-                seen[kind as usize] = read_json(&dir.join(kind.seen_file()))?;
+            for (kind, _, file) in AlertKind::DETECTIONS {
+                seen[kind as usize] = read_json(&dir.join(file))?;
             }
             if let Ok(entries) = std::fs::read_dir(dir.join("outbox")) {
                 for entry in entries.flatten() {
@@ -498,15 +500,73 @@ impl Alerts {
     /// per material change and matching webhook. Returns the deliveries queued.
     pub fn check_detections(&self, store: &dyn Store) -> Result<usize, String> {
         let mut queued = 0;
-        for kind in AlertKind::ALL {
-            queued += self.check_kind(store, kind)?;
+        for (kind, stored, file) in AlertKind::DETECTIONS {
+            queued += self.check_kind(store, kind, stored, file)?;
         }
         Ok(queued)
     }
 
-    fn check_kind(&self, store: &dyn Store, kind: AlertKind) -> Result<usize, String> {
+    /// Queues a `watch.due` delivery, with the watch and its report, to every webhook that
+    /// wants it, for each watch whose report is due at `now` ([`watch::Watch::report_due`]),
+    /// and marks those watches reported. Returns the deliveries queued.
+    pub fn check_watches(&self, store: &dyn Store, now: i64) -> Result<usize, String> {
+        let due: Vec<watch::Watch> = self.watches().into_iter().filter(|w| w.report_due(now)).collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let webhooks = self.webhooks();
+        let mut queued = Vec::new();
+        for w in &due {
+            let counts = watch::counts(store, w, now).map_err(|e| e.to_string())?;
+            let report = watch::report(w, &counts, now);
+            let body = watch::to_json(w, &report);
+            let asns: Vec<u32> = report.per_network.iter().map(|n| n.asn).collect();
+            let platform = w.platform_name();
+            let subject = Subject {
+                kind: AlertKind::Watch,
+                cc: &w.cc,
+                platform: Some(&platform),
+                asns: &asns,
+            };
+            for hook in webhooks.iter().filter(|h| h.config.wants(&subject)) {
+                let id = new_id("dl-");
+                queued.push(Delivery {
+                    body: serde_json::json!({"type": "watch.due", "delivery": id, "watch": body}).to_string(),
+                    id,
+                    webhook: hook.id.clone(),
+                    attempts: 0,
+                    next_attempt_ms: now_ms(),
+                });
+            }
+        }
+        // Durable before marked reported: a crash in between resends, never loses.
+        for d in &queued {
+            self.save_delivery(d)
+                .map_err(|e| format!("cannot queue a webhook delivery: {e}"))?;
+        }
+        {
+            let mut all = lock(&self.watches);
+            for w in all.iter_mut().filter(|w| due.iter().any(|d| d.id == w.id)) {
+                w.reported = Some(now);
+            }
+            if let Some(dir) = &self.dir {
+                write_json(&dir.join("watches.json"), &*all).map_err(|e| format!("cannot save the watches: {e}"))?;
+            }
+        }
+        let n = queued.len();
+        lock(&self.outbox).extend(queued.into_iter().map(|d| (d.id.clone(), d)));
+        Ok(n)
+    }
+
+    fn check_kind(
+        &self,
+        store: &dyn Store,
+        kind: AlertKind,
+        stored: DetectionKind,
+        file: &str,
+    ) -> Result<usize, String> {
         let rows = store
-            .detections(&DetectionQuery::all(kind.detection_kind()))
+            .detections(&DetectionQuery::all(stored))
             .map_err(|e| e.to_string())?;
         let current: BTreeMap<String, String> = rows.iter().map(|d| (d.id.clone(), material(kind, &d.body))).collect();
         let mut seen = lock(&self.seen);
@@ -514,7 +574,7 @@ impl Alerts {
         let Some(previous) = slot.as_ref() else {
             // First run: remember, announce nothing.
             if let Some(dir) = &self.dir {
-                write_json(&dir.join(kind.seen_file()), &current).map_err(|e| e.to_string())?;
+                write_json(&dir.join(file), &current).map_err(|e| e.to_string())?;
             }
             *slot = Some(current);
             return Ok(0);
@@ -555,7 +615,7 @@ impl Alerts {
                 .map_err(|e| format!("cannot queue a webhook delivery: {e}"))?;
         }
         if let Some(dir) = &self.dir {
-            write_json(&dir.join(kind.seen_file()), &current).map_err(|e| e.to_string())?;
+            write_json(&dir.join(file), &current).map_err(|e| e.to_string())?;
         }
         *slot = Some(current);
         let n = queued.len();
@@ -641,7 +701,11 @@ pub(crate) async fn run(alerts: Arc<Alerts>, store: Arc<dyn Store>, interval: Du
         if last_check.is_none_or(|t| t.elapsed() >= interval) {
             last_check = Some(tokio::time::Instant::now());
             let (a, s) = (Arc::clone(&alerts), Arc::clone(&store));
-            match tokio::task::spawn_blocking(move || a.check_detections(s.as_ref())).await {
+            let checked = tokio::task::spawn_blocking(move || {
+                a.check_detections(s.as_ref())?;
+                a.check_watches(s.as_ref(), unix_now())
+            });
+            match checked.await {
                 Ok(Err(e)) => eprintln!("censorwatch: checking events and outages for webhooks failed: {e}; retrying"),
                 Err(e) => eprintln!("censorwatch: checking events and outages for webhooks failed: {e}"),
                 Ok(Ok(_)) => {}
@@ -903,7 +967,7 @@ mod tests {
         let file = FileConfig::parse(
             "[[webhook]]\nurl = \"https://example.org/hook\"\nsecret = \"0123456789abcdef\"\ncc = \"pk\"\nplatform = \"twitter.com\"\n\n\
              [[webhook]]\nurl = \"https://example.org/outages\"\nsecret = \"0123456789abcdef\"\nasn = 45595\nkinds = [\"outage\"]\n\n\
-             [[webhook]]\nurl = \"https://example.org/both\"\nsecret = \"0123456789abcdef\"\nkinds = [\"outage\", \"event\", \"event\"]\n",
+             [[webhook]]\nurl = \"https://example.org/all\"\nsecret = \"0123456789abcdef\"\nkinds = [\"outage\", \"watch\", \"event\", \"event\"]\n",
         )
         .unwrap();
         let subject = |kind, cc, platform, asns| Subject {
@@ -932,7 +996,7 @@ mod tests {
             !o.wants(&subject(ev, "IR", Some("x"), &[45595])),
             "events are not asked for"
         );
-        assert!(file.webhooks[2].kinds.is_empty(), "both kinds is every kind");
+        assert!(file.webhooks[2].kinds.is_empty(), "all three kinds is every kind");
         for bad in [
             "[[webhook]]\nurl = \"ftp://x\"\nsecret = \"0123456789abcdef\"\n",
             "[[webhook]]\nurl = \"http://x\"\nsecret = \"short\"\n",

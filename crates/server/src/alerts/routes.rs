@@ -1,18 +1,19 @@
 //! The alert endpoints.
 //!
 //! Public, read-only (rate-limited with the rest):
-//! - `GET /api/v1/feeds/events.atom?cc&platform&asn&kind`: the Atom feed of blocking events
-//!   and outages ([`super::feed`]); `asn` keeps those touching one network, `kind=event` or
-//!   `kind=outage` one of the two, and `platform` narrows the events (outages stay: a shutdown
-//!   cuts every platform);
+//! - `GET /api/v1/feeds/events.atom?cc&platform&asn&kind`: the Atom feed of blocking events,
+//!   outages and deadline watches whose deadline has passed ([`super::feed`]); `asn` keeps
+//!   those touching one network, `kind=event|outage|watch` one of them, and `platform` narrows
+//!   the events and watches (outages stay: a shutdown cuts every platform);
 //! - `GET /api/v1/watches` and `GET /api/v1/watches/{id}`: each watch with its report
 //!   ([`super::watch`]).
 //!
 //! Admin, behind `Authorization: Bearer <token>` ([`crate::auth`]):
 //! - `POST /api/v1/admin/webhooks` `{url, secret, cc?, platform?, asn?, kinds?}` → 201
-//!   `{id, url, cc, platform, asn, kinds, source}` (`kinds`: `["event"]`, `["outage"]`, or both when left out);
+//!   `{id, url, cc, platform, asn, kinds, source}` (`kinds`: any of `event`, `outage`, `watch`; all when left out);
 //!   `GET /api/v1/admin/webhooks` (secrets never shown); `DELETE /api/v1/admin/webhooks/{id}`;
-//! - `POST /api/v1/admin/watches` `{cc, platform | domain, deadline, label, window_hours?}` → 201 the watch;
+//! - `POST /api/v1/admin/watches` `{cc, platform | domain, deadline, label, window_hours?}` → 201 the watch
+//!   (its report is also sent to the webhooks as `watch.due` once the deadline has passed);
 //!   `DELETE /api/v1/admin/watches/{id}`.
 
 use super::watch::{self, AsnCounts, Watch};
@@ -29,10 +30,9 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use censorwatch_detect::{Event, Outage};
-use censorwatch_store::{AggregateAxis, AggregateQuery, DetectionKind, DetectionQuery};
+use censorwatch_store::{DetectionKind, DetectionQuery};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// The public alert routes.
 pub(crate) fn public_routes() -> Router<AppState> {
@@ -114,9 +114,10 @@ fn parse_feed_filter(params: Vec<(String, String)>) -> Result<FeedFilter, ApiErr
                 f.kind = Some(match value.as_str() {
                     "event" => AlertKind::Event,
                     "outage" => AlertKind::Outage,
+                    "watch" => AlertKind::Watch,
                     _ => {
                         return Err(ApiError::bad_request(format!(
-                            "kind={value:?} is not event or outage; leave it out to get both"
+                            "kind={value:?} is not event, outage or watch; leave it out to get all"
                         )));
                     }
                 });
@@ -136,11 +137,20 @@ fn parse_feed_filter(params: Vec<(String, String)>) -> Result<FeedFilter, ApiErr
     Ok(f)
 }
 
-/// The events and outages of a feed, read from the store (blocking).
+/// What a feed is made of.
+struct FeedRows {
+    events: Vec<super::feed::FeedEvent>,
+    outages: Vec<Outage>,
+    watches: Vec<(Watch, watch::WatchReport)>,
+}
+
+/// The events, outages and due watches of a feed, read from the store (blocking).
 fn feed_rows(
     store: &dyn censorwatch_store::Store,
+    watches: Vec<Watch>,
     f: &FeedFilter,
-) -> Result<(Vec<super::feed::FeedEvent>, Vec<Outage>), ApiError> {
+    now: i64,
+) -> Result<FeedRows, ApiError> {
     let unavailable =
         |e: censorwatch_store::StoreError| ApiError::unavailable(format!("the store failed: {e}; try again"));
     let wants = |kind| f.kind.is_none_or(|k| k == kind);
@@ -180,14 +190,35 @@ fn feed_rows(
             }
         }
     }
-    Ok((events, outages))
+    let mut reported = Vec::new();
+    if wants(AlertKind::Watch) {
+        for w in watches {
+            let due = now >= w.deadline;
+            if !due
+                || f.cc.as_ref().is_some_and(|cc| *cc != w.cc)
+                || f.platform.as_ref().is_some_and(|p| *p != w.platform_name())
+            {
+                continue;
+            }
+            let report = watch::report(&w, &watch_counts(store, &w, now)?, now);
+            if touches(&report.per_network.iter().map(|n| n.asn).collect::<Vec<_>>()) {
+                reported.push((w, report));
+            }
+        }
+    }
+    Ok(FeedRows {
+        events,
+        outages,
+        watches: reported,
+    })
 }
 
 /// Most events, and most outages, a feed is built from (the latest).
 const FEED_LIMIT: u32 = 200;
 
-/// `GET /api/v1/feeds/events.atom?cc&platform&asn&kind`: blocking events and outages. A
-/// platform filter narrows the events only: a shutdown of the country cuts that platform too.
+/// `GET /api/v1/feeds/events.atom?cc&platform&asn&kind`: blocking events, outages and due
+/// watches. A platform filter narrows the events and watches only: a shutdown of the country
+/// cuts that platform too.
 async fn events_feed(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -197,7 +228,9 @@ async fn events_feed(
     let filter = parse_feed_filter(params)?;
     let store = state.store().clone();
     let f = filter.clone();
-    let (events, outages) = tokio::task::spawn_blocking(move || feed_rows(store.as_ref(), &f))
+    let watches = alerts(&state).watches();
+    let now = crate::detections::unix_now();
+    let rows = tokio::task::spawn_blocking(move || feed_rows(store.as_ref(), watches, &f, now))
         .await
         .map_err(|e| ApiError::internal(format!("the query failed: {e}")))??;
     // Links use the address the client used (the Host header), which only it can know.
@@ -226,9 +259,10 @@ async fn events_feed(
         self_url.push_str(&filters.join("&"));
     }
     let what = match filter.kind {
-        None => "blocking events and outages",
+        None => "blocking events, outages and deadlines",
         Some(AlertKind::Event) => "blocking events",
         Some(AlertKind::Outage) => "outages",
+        Some(AlertKind::Watch) => "deadlines",
     };
     let mut title = format!(
         "censorwatch: {what} in {}",
@@ -243,8 +277,9 @@ async fn events_feed(
             filter.platform.as_deref().unwrap_or("every platform")
         ));
     }
-    let mut entries = super::feed::entries(&events, &base);
-    entries.extend(super::feed::outage_entries(&outages, &base));
+    let mut entries = super::feed::entries(&rows.events, &base);
+    entries.extend(super::feed::outage_entries(&rows.outages, &base));
+    entries.extend(super::feed::watch_entries(&rows.watches, &base));
     super::feed::sort(&mut entries);
     let xml = super::feed::render(
         &entries,
@@ -256,7 +291,7 @@ async fn events_feed(
         ),
         &self_url,
         &title,
-        crate::detections::unix_now(),
+        now,
     );
     Ok((
         [(
@@ -323,62 +358,17 @@ fn new_watch(body: NewWatch, now: i64) -> Result<Watch, ApiError> {
         window_seconds: i64::from(window_hours) * 3600,
         label: body.label.trim().to_owned(),
         created: now,
+        reported: None,
     })
 }
 
 /// The per-network counts a watch's report is judged from, read from the store.
 fn watch_counts(store: &dyn censorwatch_store::Store, w: &Watch, now: i64) -> Result<Vec<AsnCounts>, ApiError> {
-    let ((since, until), _) = watch::window(w, now);
-    let rows = store
-        .aggregate(&AggregateQuery {
-            probe_cc: Some(w.cc.clone()),
-            domains: w.domain.iter().cloned().collect(),
-            since: Some(since),
-            until: Some(until),
-            axes: vec![AggregateAxis::Asn, AggregateAxis::Domain],
-            ..AggregateQuery::default()
-        })
-        .map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))?;
-    let mut per_asn: BTreeMap<u32, AsnCounts> = BTreeMap::new();
-    for r in rows {
-        let Some(domain) = r.domain.as_deref() else { continue };
-        if let Some(p) = &w.platform {
-            if censorwatch_detect::platform_of(domain) != p.as_str() {
-                continue;
-            }
-        }
-        let asn = r.probe_asn.unwrap_or(0);
-        let c = per_asn.entry(asn).or_insert(AsnCounts {
-            asn,
-            ..AsnCounts::default()
-        });
-        c.ok += r.ok;
-        c.blocked += r.blocked;
-        c.other += r.down + r.inconclusive;
-    }
-    Ok(per_asn.into_values().collect())
+    watch::counts(store, w, now).map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))
 }
 
 fn watch_json(w: &Watch, report: &watch::WatchReport) -> serde_json::Value {
-    json!({
-        "id": w.id,
-        "cc": w.cc,
-        "platform": w.platform,
-        "domain": w.domain,
-        "deadline": crate::api_routes::iso_time(w.deadline),
-        "window_hours": w.window_seconds / 3600,
-        "label": w.label,
-        "created": crate::api_routes::iso_time(w.created),
-        "report": {
-            "status": report.status,
-            "since": crate::api_routes::iso_time(report.since),
-            "until": crate::api_routes::iso_time(report.until),
-            "restored": report.restored,
-            "networks": report.networks,
-            "summary": report.summary,
-            "per_network": report.per_network,
-        },
-    })
+    watch::to_json(w, report)
 }
 
 async fn reports(state: &AppState, watches: Vec<Watch>) -> Result<Vec<serde_json::Value>, ApiError> {
@@ -419,7 +409,12 @@ async fn get_watch(
 
 async fn add_watch(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let new: NewWatch = parse_json(&body, "watch ({cc, platform | domain, deadline, label, window_hours?})")?;
-    let w = new_watch(new, crate::detections::unix_now())?;
+    let now = crate::detections::unix_now();
+    let mut w = new_watch(new, now)?;
+    if w.report_due(now) {
+        // Its deadline is long past: the report is this answer, no webhook will repeat it.
+        w.reported = Some(now);
+    }
     alerts(&state)
         .add_watch(w.clone())
         .map_err(|e| ApiError::unavailable(format!("cannot save the watch: {e}")))?;
@@ -462,7 +457,7 @@ async fn list_webhooks(State(state): State<AppState>) -> Response {
 async fn add_webhook(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let config: WebhookConfig = parse_json(
         &body,
-        "webhook ({url, secret, cc?, platform?, asn?, kinds?: [\"event\", \"outage\"]})",
+        "webhook ({url, secret, cc?, platform?, asn?, kinds?: [\"event\", \"outage\", \"watch\"]})",
     )?;
     let config = config.validated().map_err(ApiError::bad_request)?;
     let w = alerts(&state)

@@ -7,10 +7,12 @@
 //!   (the blocking event as `GET /api/v1/events/{id}` shows it);
 //! - `{"type": "outage.opened" | "outage.changed" | "outage.closed", "delivery": "<id>", "outage": {…}}`
 //!   (the outage as `GET /api/v1/outages` lists it);
+//! - `{"type": "watch.due", "delivery": "<id>", "watch": {…, "report": {…}}}`, once per deadline
+//!   watch, when its deadline has passed (the watch as `GET /api/v1/watches/{id}` shows it);
 //!
 //! so a receiver tells them apart by `type`'s prefix (also sent as `X-Censorwatch-Event`) and
-//! finds the object under that prefix's key. A webhook's `kinds` (`["event"]`, `["outage"]`)
-//! limits what it is sent. The headers:
+//! finds the object under that prefix's key. A webhook's `kinds` (any of `event`, `outage`,
+//! `watch`) limits what it is sent. The headers:
 //! - `X-Censorwatch-Event`: the type, as in the body;
 //! - `X-Censorwatch-Delivery`: the delivery id (the same on every retry: deduplicate on it);
 //! - `X-Censorwatch-Timestamp`: Unix seconds when this attempt was signed;
