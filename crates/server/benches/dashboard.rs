@@ -1,6 +1,7 @@
-//! Dashboard pages over one million stored measurements (SQLite): each page requested over
-//! loopback HTTP from a real server, one request at a time; prints the median, p95 and maximum
-//! latency per page. The target is p95 < 200 ms.
+//! Dashboard pages, and the aggregation, events, outages and feed endpoints, over one million
+//! stored measurements (SQLite): each requested over loopback HTTP from a real server, one
+//! request at a time; prints the median, p95 and maximum latency of each. The target is
+//! p95 < 200 ms.
 //!
 //! The database is seeded once and cached at `<target>/dashboard-bench/1m.db` (delete it to
 //! reseed; `DASHBOARD_BENCH_ROWS` sets another size). The seed: 30 days, ten countries of five
@@ -238,6 +239,14 @@ fn main() {
         format!("/measurement/{a_measurement}"),
         "/search?q=x.com".to_owned(),
         "/search?q=AS17001".to_owned(),
+        // The API behind the charts and the alerts, over the same data.
+        "/api/v1/aggregation?cc=PK&domain=x.com,twitter.com,pbs.twimg.com&axis=time,asn&bin=1h".to_owned(),
+        "/api/v1/aggregation?cc=PK&axis=domain,asn".to_owned(),
+        "/api/v1/aggregation?cc=IR&domain=www.facebook.com&axis=time&bin=1d&format=csv".to_owned(),
+        "/api/v1/events?cc=PK".to_owned(),
+        "/api/v1/outages".to_owned(),
+        "/api/v1/feeds/events.atom?cc=PK".to_owned(),
+        "/api/v1/feeds/events.atom".to_owned(),
     ];
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
