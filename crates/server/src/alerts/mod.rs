@@ -585,7 +585,18 @@ impl Alerts {
             let Some(what) = change(kind, previous.get(&d.id).map(String::as_str), &d.body) else {
                 continue;
             };
-            let body: serde_json::Value = serde_json::from_str(&d.body).map_err(|e| e.to_string())?;
+            let body: serde_json::Value = match serde_json::from_str(&d.body) {
+                Ok(body) => body,
+                Err(e) => {
+                    // One bad row must not stop every other announcement.
+                    eprintln!(
+                        "censorwatch: stored {} {} is not JSON ({e}); no webhook is sent for it",
+                        kind.as_str(),
+                        d.id
+                    );
+                    continue;
+                }
+            };
             let asns = asns_of(&body);
             let subject = Subject {
                 kind,
@@ -898,6 +909,17 @@ mod tests {
         let alerts = Alerts::open(Some(dir.path()), &[hook(None, None, &[])], Duration::from_secs(30)).unwrap();
         assert_eq!(alerts.check_detections(&store).unwrap(), 0);
         assert!(alerts.pending_deliveries().is_empty());
+        // A row that is not JSON is skipped; the others are still announced.
+        store
+            .put_detections(
+                &[
+                    event("PK-twitter-bad", None, "{not json"),
+                    event("PK-twitter-2", None, r#"{"end":null}"#),
+                ],
+                &[],
+            )
+            .unwrap();
+        assert_eq!(alerts.check_detections(&store).unwrap(), 1);
     }
 
     #[test]
