@@ -447,6 +447,18 @@ async fn an_outage_is_announced_by_signed_webhooks_to_its_country_and_network_an
     })
     .await;
     assert_eq!(accepted(&pk), ["outage.opened", "outage.changed", "outage.closed"]);
+    let changes = |kind: &str| {
+        let bodies = pk.bodies.lock().unwrap();
+        let b = bodies.iter().find(|b| b["type"] == kind).unwrap();
+        b["changes"].clone()
+    };
+    assert_eq!(
+        changes("outage.opened"),
+        Value::Null,
+        "nothing to compare an opening with"
+    );
+    assert_eq!(changes("outage.changed"), json!(["asns"]));
+    assert_eq!(changes("outage.closed"), json!(["asns", "end"]));
     assert_eq!(
         accepted(&net),
         ["outage.changed", "outage.closed"],

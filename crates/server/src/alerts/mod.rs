@@ -306,6 +306,18 @@ pub fn change(kind: AlertKind, previous: Option<&str>, current: &str) -> Option<
     })
 }
 
+/// Which material fields (see [`material`]) differ between `previous` (the state last
+/// announced) and `current` (a stored body), in [`material`]'s order: what a `….changed` or
+/// `….closed` payload lists as `changes` (`["asns", "end"]`).
+pub fn changed_fields(kind: AlertKind, previous: &str, current: &str) -> Vec<String> {
+    let parse = |m: String| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&m).unwrap_or_default();
+    let (before, now) = (parse(material(kind, previous)), parse(material(kind, current)));
+    now.iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 /// A random id: `prefix` and 16 hex digits.
 pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 8];
@@ -605,11 +617,15 @@ impl Alerts {
                 asns: &asns,
             };
             let type_ = format!("{}.{what}", kind.as_str());
+            let changes = previous.get(&d.id).map(|p| changed_fields(kind, p, &d.body));
             for w in webhooks.iter().filter(|w| w.config.wants(&subject)) {
                 let id = new_id("dl-");
                 let mut payload = serde_json::Map::new();
                 payload.insert("type".into(), type_.clone().into());
                 payload.insert("delivery".into(), id.clone().into());
+                if let Some(changes) = &changes {
+                    payload.insert("changes".into(), changes.clone().into());
+                }
                 payload.insert(kind.as_str().into(), body.clone());
                 queued.push(Delivery {
                     id,
@@ -982,6 +998,20 @@ mod tests {
             Some("closed")
         );
         assert_eq!(change(Outage, Some("not json"), "not json"), None);
+        assert_eq!(changed_fields(Event, open, &spread), ["asns"]);
+        assert_eq!(
+            changed_fields(Event, &m, &closed),
+            ["asns", "end"],
+            "from a stored material state; its network ended too"
+        );
+        assert_eq!(
+            changed_fields(
+                Outage,
+                o,
+                &o.replacen("warning", "critical", 1).replace("false", "true")
+            ),
+            ["country_wide", "level"]
+        );
     }
 
     #[test]

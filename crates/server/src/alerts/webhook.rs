@@ -10,7 +10,9 @@
 //! - `{"type": "watch.due", "delivery": "<id>", "watch": {…, "report": {…}}}`, once per deadline
 //!   watch, when its deadline has passed (the watch as `GET /api/v1/watches/{id}` shows it);
 //!
-//! so a receiver tells them apart by `type`'s prefix (also sent as `X-Censorwatch-Event`) and
+//! (`….changed` and `….closed` also carry `"changes"`: the fields that changed since the last
+//! delivery about it, among `end`, `method`, `pattern`, `level`, `signals`, `country_wide` and
+//! `asns`), so a receiver tells them apart by `type`'s prefix (also sent as `X-Censorwatch-Event`) and
 //! finds the object under that prefix's key. A webhook's `kinds` (any of `event`, `outage`,
 //! `watch`) limits what it is sent. The headers:
 //! - `X-Censorwatch-Event`: the type, as in the body;
