@@ -30,7 +30,7 @@
 //! | `GET /api/v1/outages` | outages (`cc asn since until open limit format=csv`), latest first |
 //! | `GET /api/openapi.json` | the OpenAPI 3 description of every endpoint |
 //! | `GET /metrics` | Prometheus metrics ([`metrics`]) |
-//! | `GET /api/v1/feeds/events.atom` | Atom feed of events opened, changed, closed (`cc platform`) |
+//! | `GET /api/v1/feeds/events.atom` | Atom feed of events and outages opened, changed, closed (`cc platform asn kind`) |
 //! | `GET /api/v1/watches[/{id}]` | deadline watches with their per-network report |
 //! | `/api/v1/admin/webhooks[/{id}]`, `/api/v1/admin/watches[/{id}]` | admin (bearer token, [`auth`]): webhooks and watches |
 //! | `DELETE /api/v1/admin/measurements/{id}` | admin: remove a measurement for good, `{"reason"}` → its redaction record (idempotent) |

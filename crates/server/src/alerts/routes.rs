@@ -1,18 +1,23 @@
 //! The alert endpoints.
 //!
 //! Public, read-only (rate-limited with the rest):
-//! - `GET /api/v1/feeds/events.atom?cc&platform`: the Atom feed ([`super::feed`]);
+//! - `GET /api/v1/feeds/events.atom?cc&platform&asn&kind`: the Atom feed of blocking events,
+//!   outages and deadline watches whose deadline has passed ([`super::feed`]); `asn` keeps
+//!   those touching one network, `kind=event|outage|watch` one of them, and `platform` narrows
+//!   the events and watches (outages stay: a shutdown cuts every platform);
 //! - `GET /api/v1/watches` and `GET /api/v1/watches/{id}`: each watch with its report
 //!   ([`super::watch`]).
 //!
 //! Admin, behind `Authorization: Bearer <token>` ([`crate::auth`]):
-//! - `POST /api/v1/admin/webhooks` `{url, secret, cc?, platform?}` → 201 `{id, url, cc, platform, source}`;
+//! - `POST /api/v1/admin/webhooks` `{url, secret, cc?, platform?, asn?, kinds?}` → 201
+//!   `{id, url, cc, platform, asn, kinds, source}` (`kinds`: any of `event`, `outage`, `watch`; all when left out);
 //!   `GET /api/v1/admin/webhooks` (secrets never shown); `DELETE /api/v1/admin/webhooks/{id}`;
-//! - `POST /api/v1/admin/watches` `{cc, platform | domain, deadline, label, window_hours?}` → 201 the watch;
+//! - `POST /api/v1/admin/watches` `{cc, platform | domain, deadline, label, window_hours?}` → 201 the watch
+//!   (its report is also sent to the webhooks as `watch.due` once the deadline has passed);
 //!   `DELETE /api/v1/admin/watches/{id}`.
 
 use super::watch::{self, AsnCounts, Watch};
-use super::{Alerts, WebhookConfig};
+use super::{AlertKind, Alerts, WebhookConfig};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::routes::{parse_time, unique_params};
@@ -24,11 +29,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use censorwatch_detect::Event;
-use censorwatch_store::{AggregateAxis, AggregateQuery, DetectionKind, DetectionQuery};
+use censorwatch_detect::{Event, Outage};
+use censorwatch_store::{DetectionKind, DetectionQuery};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// The public alert routes.
 pub(crate) fn public_routes() -> Router<AppState> {
@@ -67,56 +71,168 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
 // ---------------------------------------------------------------------------------------------
 // The feed.
 
-async fn events_feed(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(format!("the query string is malformed: {e}")))?;
-    let mut cc = None;
-    let mut platform = None;
+/// An AS number as `AS45595`, `as45595` or `45595`.
+fn parse_asn(value: &str) -> Option<u32> {
+    let digits = value
+        .strip_prefix("AS")
+        .or_else(|| value.strip_prefix("as"))
+        .unwrap_or(value);
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+/// What a feed shows: the filters of `GET /api/v1/feeds/events.atom`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct FeedFilter {
+    cc: Option<String>,
+    platform: Option<String>,
+    asn: Option<u32>,
+    kind: Option<AlertKind>,
+}
+
+fn parse_feed_filter(params: Vec<(String, String)>) -> Result<FeedFilter, ApiError> {
+    let mut f = FeedFilter::default();
     for (key, value) in unique_params(params)? {
         match key.as_str() {
             "cc" => {
                 let c = value.to_ascii_uppercase();
                 crate::prepare::validate_cc(&c)
                     .map_err(|_| ApiError::bad_request(format!("cc={value:?} is not a two-letter country code")))?;
-                cc = Some(c);
+                f.cc = Some(c);
             }
             "platform" | "domain" => {
                 if value.is_empty() {
                     return Err(ApiError::bad_request("platform is empty; give x.com, twitter, …"));
                 }
-                platform = Some(censorwatch_detect::platform_of(&value.to_ascii_lowercase()).into_owned());
+                f.platform = Some(censorwatch_detect::platform_of(&value.to_ascii_lowercase()).into_owned());
+            }
+            "asn" => {
+                f.asn = Some(parse_asn(&value).ok_or_else(|| {
+                    ApiError::bad_request(format!("asn={value:?} is not an AS number; give one such as AS45595"))
+                })?);
+            }
+            "kind" => {
+                f.kind = Some(match value.as_str() {
+                    "event" => AlertKind::Event,
+                    "outage" => AlertKind::Outage,
+                    "watch" => AlertKind::Watch,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "kind={value:?} is not event, outage or watch; leave it out to get all"
+                        )));
+                    }
+                });
             }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown parameter {other:?}; the parameters are cc and platform"
+                    "unknown parameter {other:?}; the parameters are cc, platform, asn and kind"
                 )));
             }
         }
     }
-    let query = DetectionQuery {
-        cc: cc.clone(),
-        domain: platform.clone(),
-        platform: platform.clone(),
-        limit: 200,
-        ..DetectionQuery::all(DetectionKind::Event)
-    };
-    let store = state.store().clone();
-    let rows = tokio::task::spawn_blocking(move || store.detections(&query))
-        .await
-        .map_err(|e| ApiError::internal(format!("the query failed: {e}")))?
-        .map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))?;
-    let mut events = Vec::with_capacity(rows.len());
-    for d in &rows {
-        let event: Event = serde_json::from_str(&d.body)
-            .map_err(|e| ApiError::internal(format!("stored event {} does not parse: {e}", d.id)))?;
-        events.push(super::feed::FeedEvent {
-            event,
-            updated: d.updated,
-        });
+    if f.platform.is_some() && f.kind == Some(AlertKind::Outage) {
+        return Err(ApiError::bad_request(
+            "platform filters blocking events, and kind=outage asks for outages only; drop one",
+        ));
     }
+    Ok(f)
+}
+
+/// What a feed is made of.
+struct FeedRows {
+    events: Vec<super::feed::FeedEvent>,
+    outages: Vec<Outage>,
+    watches: Vec<(Watch, watch::WatchReport)>,
+}
+
+/// The events, outages and due watches of a feed, read from the store (blocking).
+fn feed_rows(
+    store: &dyn censorwatch_store::Store,
+    watches: Vec<Watch>,
+    f: &FeedFilter,
+    now: i64,
+) -> Result<FeedRows, ApiError> {
+    let unavailable =
+        |e: censorwatch_store::StoreError| ApiError::unavailable(format!("the store failed: {e}; try again"));
+    let wants = |kind| f.kind.is_none_or(|k| k == kind);
+    let touches = |asns: &[u32]| f.asn.is_none_or(|want| asns.contains(&want));
+    let mut events = Vec::new();
+    if wants(AlertKind::Event) {
+        let query = DetectionQuery {
+            cc: f.cc.clone(),
+            domain: f.platform.clone(),
+            platform: f.platform.clone(),
+            limit: FEED_LIMIT,
+            ..DetectionQuery::all(DetectionKind::Event)
+        };
+        for d in store.detections(&query).map_err(unavailable)? {
+            let event: Event = serde_json::from_str(&d.body)
+                .map_err(|e| ApiError::internal(format!("stored event {} does not parse: {e}", d.id)))?;
+            if touches(&event.asns.iter().map(|a| a.asn).collect::<Vec<_>>()) {
+                events.push(super::feed::FeedEvent {
+                    event,
+                    updated: d.updated,
+                });
+            }
+        }
+    }
+    let mut outages = Vec::new();
+    if wants(AlertKind::Outage) {
+        let query = DetectionQuery {
+            cc: f.cc.clone(),
+            limit: FEED_LIMIT,
+            ..DetectionQuery::all(DetectionKind::Outage)
+        };
+        for d in store.detections(&query).map_err(unavailable)? {
+            let outage: Outage = serde_json::from_str(&d.body)
+                .map_err(|e| ApiError::internal(format!("stored outage {} does not parse: {e}", d.id)))?;
+            if touches(&outage.asns.iter().map(|a| a.asn).collect::<Vec<_>>()) {
+                outages.push(outage);
+            }
+        }
+    }
+    let mut reported = Vec::new();
+    if wants(AlertKind::Watch) {
+        for w in watches {
+            let due = now >= w.deadline;
+            if !due
+                || f.cc.as_ref().is_some_and(|cc| *cc != w.cc)
+                || f.platform.as_ref().is_some_and(|p| *p != w.platform_name())
+            {
+                continue;
+            }
+            let report = watch::report(&w, &watch_counts(store, &w, now)?, now);
+            if touches(&report.per_network.iter().map(|n| n.asn).collect::<Vec<_>>()) {
+                reported.push((w, report));
+            }
+        }
+    }
+    Ok(FeedRows {
+        events,
+        outages,
+        watches: reported,
+    })
+}
+
+/// Most events, and most outages, a feed is built from (the latest).
+const FEED_LIMIT: u32 = 200;
+
+/// `GET /api/v1/feeds/events.atom?cc&platform&asn&kind`: blocking events, outages and due
+/// watches. A platform filter narrows the events and watches only: a shutdown of the country
+/// cuts that platform too.
+async fn events_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(format!("the query string is malformed: {e}")))?;
+    let filter = parse_feed_filter(params)?;
+    let store = state.store().clone();
+    let f = filter.clone();
+    let watches = alerts(&state).watches();
+    let now = crate::detections::unix_now();
+    let rows = tokio::task::spawn_blocking(move || feed_rows(store.as_ref(), watches, &f, now))
+        .await
+        .map_err(|e| ApiError::internal(format!("the query failed: {e}")))??;
     // Links use the address the client used (the Host header), which only it can know.
     let host = headers
         .get(header::HOST)
@@ -126,28 +242,56 @@ async fn events_feed(
     let base = format!("http://{host}");
     let mut self_url = format!("{base}/api/v1/feeds/events.atom");
     let mut filters = Vec::new();
-    if let Some(c) = &cc {
+    if let Some(c) = &filter.cc {
         filters.push(format!("cc={c}"));
     }
-    if let Some(p) = &platform {
+    if let Some(p) = &filter.platform {
         filters.push(format!("platform={p}"));
+    }
+    if let Some(a) = filter.asn {
+        filters.push(format!("asn=AS{a}"));
+    }
+    if let Some(k) = filter.kind {
+        filters.push(format!("kind={}", k.as_str()));
     }
     if !filters.is_empty() {
         self_url.push('?');
         self_url.push_str(&filters.join("&"));
     }
-    let title = format!(
-        "censorwatch: blocking events in {} for {}",
-        cc.as_deref().unwrap_or("every country"),
-        platform.as_deref().unwrap_or("every platform")
+    let what = match filter.kind {
+        None => "blocking events, outages and deadlines",
+        Some(AlertKind::Event) => "blocking events",
+        Some(AlertKind::Outage) => "outages",
+        Some(AlertKind::Watch) => "deadlines",
+    };
+    let mut title = format!(
+        "censorwatch: {what} in {}",
+        filter.cc.as_deref().unwrap_or("every country")
     );
-    let entries = super::feed::entries(&events, &base);
+    if let Some(a) = filter.asn {
+        title.push_str(&format!(" on AS{a}"));
+    }
+    if filter.kind != Some(AlertKind::Outage) {
+        title.push_str(&format!(
+            " for {}",
+            filter.platform.as_deref().unwrap_or("every platform")
+        ));
+    }
+    let mut entries = super::feed::entries(&rows.events, &base);
+    entries.extend(super::feed::outage_entries(&rows.outages, &base));
+    entries.extend(super::feed::watch_entries(&rows.watches, &base));
+    super::feed::sort(&mut entries);
     let xml = super::feed::render(
         &entries,
-        &super::feed::feed_id(cc.as_deref(), platform.as_deref()),
+        &super::feed::feed_id(
+            filter.cc.as_deref(),
+            filter.platform.as_deref(),
+            filter.asn,
+            filter.kind.map(AlertKind::as_str),
+        ),
         &self_url,
         &title,
-        crate::detections::unix_now(),
+        now,
     );
     Ok((
         [(
@@ -214,62 +358,17 @@ fn new_watch(body: NewWatch, now: i64) -> Result<Watch, ApiError> {
         window_seconds: i64::from(window_hours) * 3600,
         label: body.label.trim().to_owned(),
         created: now,
+        reported: None,
     })
 }
 
 /// The per-network counts a watch's report is judged from, read from the store.
 fn watch_counts(store: &dyn censorwatch_store::Store, w: &Watch, now: i64) -> Result<Vec<AsnCounts>, ApiError> {
-    let ((since, until), _) = watch::window(w, now);
-    let rows = store
-        .aggregate(&AggregateQuery {
-            probe_cc: Some(w.cc.clone()),
-            domains: w.domain.iter().cloned().collect(),
-            since: Some(since),
-            until: Some(until),
-            axes: vec![AggregateAxis::Asn, AggregateAxis::Domain],
-            ..AggregateQuery::default()
-        })
-        .map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))?;
-    let mut per_asn: BTreeMap<u32, AsnCounts> = BTreeMap::new();
-    for r in rows {
-        let Some(domain) = r.domain.as_deref() else { continue };
-        if let Some(p) = &w.platform {
-            if censorwatch_detect::platform_of(domain) != p.as_str() {
-                continue;
-            }
-        }
-        let asn = r.probe_asn.unwrap_or(0);
-        let c = per_asn.entry(asn).or_insert(AsnCounts {
-            asn,
-            ..AsnCounts::default()
-        });
-        c.ok += r.ok;
-        c.blocked += r.blocked;
-        c.other += r.down + r.inconclusive;
-    }
-    Ok(per_asn.into_values().collect())
+    watch::counts(store, w, now).map_err(|e| ApiError::unavailable(format!("the store failed: {e}; try again")))
 }
 
 fn watch_json(w: &Watch, report: &watch::WatchReport) -> serde_json::Value {
-    json!({
-        "id": w.id,
-        "cc": w.cc,
-        "platform": w.platform,
-        "domain": w.domain,
-        "deadline": crate::api_routes::iso_time(w.deadline),
-        "window_hours": w.window_seconds / 3600,
-        "label": w.label,
-        "created": crate::api_routes::iso_time(w.created),
-        "report": {
-            "status": report.status,
-            "since": crate::api_routes::iso_time(report.since),
-            "until": crate::api_routes::iso_time(report.until),
-            "restored": report.restored,
-            "networks": report.networks,
-            "summary": report.summary,
-            "per_network": report.per_network,
-        },
-    })
+    watch::to_json(w, report)
 }
 
 async fn reports(state: &AppState, watches: Vec<Watch>) -> Result<Vec<serde_json::Value>, ApiError> {
@@ -310,7 +409,12 @@ async fn get_watch(
 
 async fn add_watch(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let new: NewWatch = parse_json(&body, "watch ({cc, platform | domain, deadline, label, window_hours?})")?;
-    let w = new_watch(new, crate::detections::unix_now())?;
+    let now = crate::detections::unix_now();
+    let mut w = new_watch(new, now)?;
+    if w.report_due(now) {
+        // Its deadline is long past: the report is this answer, no webhook will repeat it.
+        w.reported = Some(now);
+    }
     alerts(&state)
         .add_watch(w.clone())
         .map_err(|e| ApiError::unavailable(format!("cannot save the watch: {e}")))?;
@@ -339,6 +443,8 @@ fn webhook_json(w: &super::Webhook) -> serde_json::Value {
         "url": w.config.url,
         "cc": w.config.cc,
         "platform": w.config.platform,
+        "asn": w.config.asn,
+        "kinds": if w.config.kinds.is_empty() { AlertKind::ALL.to_vec() } else { w.config.kinds.clone() },
         "source": w.source,
     })
 }
@@ -349,7 +455,10 @@ async fn list_webhooks(State(state): State<AppState>) -> Response {
 }
 
 async fn add_webhook(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let config: WebhookConfig = parse_json(&body, "webhook ({url, secret, cc?, platform?})")?;
+    let config: WebhookConfig = parse_json(
+        &body,
+        "webhook ({url, secret, cc?, platform?, asn?, kinds?: [\"event\", \"outage\", \"watch\"]})",
+    )?;
     let config = config.validated().map_err(ApiError::bad_request)?;
     let w = alerts(&state)
         .add_webhook(config)
@@ -372,6 +481,40 @@ async fn remove_webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn feed_filter(query: &[(&str, &str)]) -> Result<FeedFilter, ApiError> {
+        parse_feed_filter(query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn feed_filters_are_parsed() {
+        assert_eq!(
+            feed_filter(&[("cc", "pk"), ("asn", "AS45595"), ("kind", "outage")]).unwrap(),
+            FeedFilter {
+                cc: Some("PK".into()),
+                platform: None,
+                asn: Some(45595),
+                kind: Some(AlertKind::Outage),
+            }
+        );
+        assert_eq!(feed_filter(&[("asn", "as7")]).unwrap().asn, Some(7));
+        assert_eq!(
+            feed_filter(&[("platform", "X.com")]).unwrap().platform.as_deref(),
+            Some("twitter")
+        );
+        for bad in [
+            &[("cc", "Pakistan")][..],
+            &[("asn", "AS0")],
+            &[("asn", "fast")],
+            &[("kind", "block")],
+            &[("platform", "")],
+            &[("platform", "x.com"), ("kind", "outage")],
+            &[("cc", "PK"), ("cc", "IR")],
+            &[("colour", "red")],
+        ] {
+            assert!(feed_filter(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn body(v: serde_json::Value) -> NewWatch {
         serde_json::from_value(v).unwrap()

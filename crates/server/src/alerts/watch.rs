@@ -3,8 +3,11 @@
 //! judged from the measurements of a window just before the deadline (or before now, while the
 //! deadline is ahead), e.g. "restored on 3 of 5 networks".
 //!
-//! Pure: the caller reads the counts ([`AsnCounts`], from `Store::aggregate`) and passes the
-//! clock.
+//! The report is pulled (`GET /api/v1/watches/{id}`) and, once the deadline has passed (by
+//! [`REPORT_DELAY_SECONDS`], for the last measurements before it to arrive), pushed once to the
+//! webhooks that want it as `watch.due` ([`super::Alerts::check_watches`]).
+//!
+//! Pure but for [`counts`]: the caller reads the counts ([`AsnCounts`]) and passes the clock.
 //!
 //! # The rule
 //! Per network, only decisive verdicts count (`ok` and `blocked`; `down` and `inconclusive`
@@ -26,6 +29,9 @@ pub const RESTORED_MAX_BLOCKED_SHARE: f64 = 0.2;
 pub const BLOCKED_MIN_BLOCKED_SHARE: f64 = 0.8;
 /// The window before the deadline used when a watch names none: 24 hours.
 pub const DEFAULT_WINDOW_SECONDS: i64 = 24 * 3600;
+/// How long after its deadline a watch's report is pushed: probes submit within minutes, so
+/// the measurements of the window's last minutes are in by then.
+pub const REPORT_DELAY_SECONDS: i64 = 600;
 
 /// What a watch watches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +52,86 @@ pub struct Watch {
     pub label: String,
     /// When it was created, Unix seconds.
     pub created: i64,
+    /// When its report at the deadline was queued for the webhooks (or, for a watch created
+    /// after its deadline, when it was created: its creator got the report); `None` before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<i64>,
+}
+
+impl Watch {
+    /// The platform it is about (a domain's platform when it names a domain).
+    pub fn platform_name(&self) -> String {
+        match (&self.platform, &self.domain) {
+            (Some(p), _) => p.clone(),
+            (None, Some(d)) => censorwatch_detect::platform_of(d).into_owned(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Whether its report is to be pushed at `now`.
+    pub fn report_due(&self, now: i64) -> bool {
+        self.reported.is_none() && now >= self.deadline.saturating_add(REPORT_DELAY_SECONDS)
+    }
+}
+
+/// The per-network counts a watch's report at `now` is judged from, read from `store`.
+pub fn counts(
+    store: &dyn censorwatch_store::Store,
+    w: &Watch,
+    now: i64,
+) -> Result<Vec<AsnCounts>, censorwatch_store::StoreError> {
+    use censorwatch_store::{AggregateAxis, AggregateQuery};
+    let ((since, until), _) = window(w, now);
+    let rows = store.aggregate(&AggregateQuery {
+        probe_cc: Some(w.cc.clone()),
+        domains: w.domain.iter().cloned().collect(),
+        since: Some(since),
+        until: Some(until),
+        axes: vec![AggregateAxis::Asn, AggregateAxis::Domain],
+        ..AggregateQuery::default()
+    })?;
+    let mut per_asn: std::collections::BTreeMap<u32, AsnCounts> = Default::default();
+    for r in rows {
+        let Some(domain) = r.domain.as_deref() else { continue };
+        if let Some(p) = &w.platform {
+            if censorwatch_detect::platform_of(domain) != p.as_str() {
+                continue;
+            }
+        }
+        let asn = r.probe_asn.unwrap_or(0);
+        let c = per_asn.entry(asn).or_insert(AsnCounts {
+            asn,
+            ..AsnCounts::default()
+        });
+        c.ok += r.ok;
+        c.blocked += r.blocked;
+        c.other += r.down + r.inconclusive;
+    }
+    Ok(per_asn.into_values().collect())
+}
+
+/// A watch and its report as the API shows them (and a `watch.due` webhook sends them).
+pub fn to_json(w: &Watch, report: &WatchReport) -> serde_json::Value {
+    let iso = crate::api_routes::iso_time;
+    serde_json::json!({
+        "id": w.id,
+        "cc": w.cc,
+        "platform": w.platform,
+        "domain": w.domain,
+        "deadline": iso(w.deadline),
+        "window_hours": w.window_seconds / 3600,
+        "label": w.label,
+        "created": iso(w.created),
+        "report": {
+            "status": report.status,
+            "since": iso(report.since),
+            "until": iso(report.until),
+            "restored": report.restored,
+            "networks": report.networks,
+            "summary": report.summary,
+            "per_network": report.per_network,
+        },
+    })
 }
 
 /// One network's verdict counts in the window.
@@ -216,6 +302,7 @@ mod tests {
             window_seconds: DEFAULT_WINDOW_SECONDS,
             label: "restore x.com in PK by 2024-04-24".into(),
             created: 0,
+            reported: None,
         }
     }
 

@@ -2,9 +2,20 @@
 //! [`super::Alerts`]).
 //!
 //! # What a receiver gets
-//! `POST <url>` with `Content-Type: application/json` and the body
-//! `{"type": "event.opened" | "event.changed" | "event.closed", "delivery": "<id>", "event": {…}}`
-//! (the event as `GET /api/v1/events/{id}` shows it), and the headers
+//! `POST <url>` with `Content-Type: application/json` and one of the bodies
+//! - `{"type": "event.opened" | "event.changed" | "event.closed", "delivery": "<id>", "event": {…}}`
+//!   (the blocking event as `GET /api/v1/events/{id}` shows it);
+//! - `{"type": "outage.opened" | "outage.changed" | "outage.closed", "delivery": "<id>", "outage": {…}}`
+//!   (the outage as `GET /api/v1/outages` lists it);
+//! - `{"type": "watch.due", "delivery": "<id>", "watch": {…, "report": {…}}}`, once per deadline
+//!   watch, when its deadline has passed (the watch as `GET /api/v1/watches/{id}` shows it);
+//!
+//! (`….changed` and `….closed` also carry `"changes"`: the fields that changed since the last
+//! delivery about it, among `end`, `method`, `pattern`, `level`, `signals`, `country_wide` and
+//! `asns`), so a receiver tells them apart by `type`'s prefix (also sent as `X-Censorwatch-Event`) and
+//! finds the object under that prefix's key. A webhook's `kinds` (any of `event`, `outage`,
+//! `watch`) limits what it is sent. The headers:
+//! - `X-Censorwatch-Event`: the type, as in the body;
 //! - `X-Censorwatch-Delivery`: the delivery id (the same on every retry: deduplicate on it);
 //! - `X-Censorwatch-Timestamp`: Unix seconds when this attempt was signed;
 //! - `X-Censorwatch-Signature`: `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.

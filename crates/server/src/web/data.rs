@@ -2,7 +2,7 @@
 //! blocking thread. The rules for what the numbers mean live in [`super::view`]; this module
 //! only asks and hands over.
 
-use super::cache::TtlCache;
+use super::cache::{TtlCache, in_background};
 use super::pages::{CountryView, EventView, HomeView, MeasurementView, PlatformView, SearchView};
 use super::view::{self, Row, SearchTarget, Tally};
 use censorwatch_detect::{Event, Outage, platform};
@@ -10,7 +10,7 @@ use censorwatch_store::{
     AggregateAxis, AggregateQuery, AggregateRow, DetectionKind, DetectionQuery, MeasurementQuery, Store, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How far back from a country's newest measurement its grid and platform timelines look.
@@ -21,8 +21,13 @@ pub(crate) const SPAN: i64 = 14 * 86_400;
 pub(crate) const GRID_SPAN: i64 = 2 * 86_400;
 
 /// How long the list of countries with data, and each country's measured domains, are reused
-/// (each is a scan: of every measurement, of a country's).
+/// as they are (each is a scan: of every measurement, of a country's); after that they are
+/// refreshed in the background while still shown.
 const LIST_TTL: Duration = Duration::from_secs(60);
+
+/// Up to what age such a list is still shown while a background refresh runs; a list older
+/// than this (nobody looked for that long) is recomputed while the request waits.
+const LIST_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 
 /// Most events a page lists.
 const EVENT_LIMIT: u32 = 50;
@@ -103,8 +108,9 @@ impl Default for Caches {
     fn default() -> Caches {
         Caches {
             names: NetworkNames::default(),
-            countries: TtlCache::new(LIST_TTL),
-            domains: TtlCache::new(LIST_TTL),
+            // Empty lists (nothing stored yet) are not kept: the first measurements show at once.
+            countries: TtlCache::new(LIST_TTL, LIST_MAX_AGE, |list| !list.is_empty()),
+            domains: TtlCache::new(LIST_TTL, LIST_MAX_AGE, |map| !map.is_empty()),
         }
     }
 }
@@ -157,23 +163,47 @@ fn outages(store: &dyn Store, cc: &str) -> Result<Vec<Outage>, PageError> {
         .collect()
 }
 
-/// The home page: countries by measurements, open events.
-pub(crate) fn home(store: &dyn Store, caches: &Caches) -> Result<HomeView, PageError> {
-    let countries = caches.countries.get_or_try(&(), Instant::now(), || {
-        let mut countries: Vec<(String, u64)> = aggregate(
-            store,
-            AggregateQuery {
-                axes: vec![AggregateAxis::Cc],
-                ..AggregateQuery::default()
-            },
-        )?
-        .into_iter()
-        .filter_map(|r| Some((r.cc?, r.tally.measurements)))
-        .filter(|(_, n)| *n > 0)
-        .collect();
-        countries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        Ok::<_, StoreError>(countries)
-    })?;
+/// Countries with measurements, most measured first: (code, measurements). One scan of every
+/// measurement (the covering index).
+fn countries_by_measurements(store: &dyn Store) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut countries: Vec<(String, u64)> = aggregate(
+        store,
+        AggregateQuery {
+            axes: vec![AggregateAxis::Cc],
+            ..AggregateQuery::default()
+        },
+    )?
+    .into_iter()
+    .filter_map(|r| Some((r.cc?, r.tally.measurements)))
+    .filter(|(_, n)| *n > 0)
+    .collect();
+    countries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(countries)
+}
+
+/// The countries with data, from the cache (see [`super::cache`]).
+fn countries(store: &Arc<dyn Store>, caches: &Caches) -> Result<Vec<(String, u64)>, StoreError> {
+    let store = Arc::clone(store);
+    caches.countries.get_or_try(
+        &(),
+        Instant::now(),
+        move || countries_by_measurements(store.as_ref()),
+        in_background,
+    )
+}
+
+/// Fills the home page's country list (run when the server starts, so that even the first
+/// visitor does not wait for the scan).
+pub(crate) fn warm(store: &Arc<dyn Store>, caches: &Caches) {
+    if let Err(e) = countries(store, caches) {
+        eprintln!("censorwatch: preparing the dashboard's country list failed ({e}); the home page will retry");
+    }
+}
+
+/// The home page: countries by measurements, open events, open outages.
+pub(crate) fn home(shared: &Arc<dyn Store>, caches: &Caches) -> Result<HomeView, PageError> {
+    let countries = countries(shared, caches)?;
+    let store = shared.as_ref();
     let open_events = events(
         store,
         DetectionQuery {
@@ -182,7 +212,23 @@ pub(crate) fn home(store: &dyn Store, caches: &Caches) -> Result<HomeView, PageE
             ..DetectionQuery::all(DetectionKind::Event)
         },
     )?;
-    Ok(HomeView { countries, open_events })
+    let open_outages = store
+        .detections(&DetectionQuery {
+            open_only: true,
+            limit: EVENT_LIMIT,
+            ..DetectionQuery::all(DetectionKind::Outage)
+        })?
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<Outage>(&d.body)
+                .map_err(|e| PageError::Corrupt(format!("stored outage {} does not parse: {e}", d.id)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HomeView {
+        countries,
+        open_events,
+        open_outages,
+    })
 }
 
 /// The newest measurement time of a country, `None` without measurements.
@@ -196,16 +242,20 @@ fn newest(store: &dyn Store, cc: &str) -> Result<Option<i64>, StoreError> {
 }
 
 /// The domains measured in `cc` since `since`, grouped by platform label (`x.com` →
-/// `[pbs.twimg.com, x.com, …]`); reused for [`LIST_TTL`].
+/// `[pbs.twimg.com, x.com, …]`); reused for [`LIST_TTL`], then refreshed in the background.
 fn platforms_of(
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     caches: &Caches,
     cc: &str,
     since: i64,
 ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
-    caches
-        .domains
-        .get_or_try(&cc.to_owned(), Instant::now(), || domains_by_platform(store, cc, since))
+    let (store, owned_cc) = (Arc::clone(store), cc.to_owned());
+    caches.domains.get_or_try(
+        &cc.to_owned(),
+        Instant::now(),
+        move || domains_by_platform(store.as_ref(), &owned_cc, since),
+        in_background,
+    )
 }
 
 fn domains_by_platform(store: &dyn Store, cc: &str, since: i64) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
@@ -250,10 +300,11 @@ fn timeline(
 }
 
 /// The country page.
-pub(crate) fn country(store: &dyn Store, caches: &Caches, cc: &str) -> Result<CountryView, PageError> {
+pub(crate) fn country(shared: &Arc<dyn Store>, caches: &Caches, cc: &str) -> Result<CountryView, PageError> {
+    let store = shared.as_ref();
     let mut grid_rows = Vec::new();
     if let Some(newest) = newest(store, cc)? {
-        for (label, domains) in platforms_of(store, caches, cc, newest - SPAN)? {
+        for (label, domains) in platforms_of(shared, caches, cc, newest - SPAN)? {
             for mut r in timeline(store, cc, &domains, newest - GRID_SPAN, None)? {
                 r.domain = Some(label.clone());
                 grid_rows.push(r);
@@ -285,12 +336,13 @@ pub(crate) fn country(store: &dyn Store, caches: &Caches, cc: &str) -> Result<Co
 /// The platform page of `label` (a label domain) in `cc`, over `[since, until)` when given,
 /// else the [`SPAN`] before the country's newest measurement.
 pub(crate) fn platform(
-    store: &dyn Store,
+    shared: &Arc<dyn Store>,
     caches: &Caches,
     cc: &str,
     label: &str,
     window: (Option<i64>, Option<i64>),
 ) -> Result<PlatformView, PageError> {
+    let store = shared.as_ref();
     let platform_name = platform::platform_of(label).into_owned();
     let (since, until) = match window {
         (Some(s), u) => (Some(s), u),
@@ -301,7 +353,7 @@ pub(crate) fn platform(
     let mut rows = Vec::new();
     let mut methods = Vec::new();
     if let Some(since) = since {
-        domains = platforms_of(store, caches, cc, since)?
+        domains = platforms_of(shared, caches, cc, since)?
             .remove(label)
             .unwrap_or_default();
         if !domains.is_empty() {

@@ -3,9 +3,12 @@
 //!
 //! | page | what |
 //! |---|---|
-//! | `/` | countries with data, active blocking events, the search box |
-//! | `/country/{cc}` | platforms × networks status grid (latest state per cell), events, outages |
+//! | `/` | countries with data, active blocking events and outages, the search box |
+//! | `/country/{cc}` | platforms × networks status grid (latest state per cell), events, outages (each row anchored `#outage-{id}`, where the feed links) |
 //! | `/platform/{cc}/{domain}` | per-network timeline heatmap (SVG), method breakdown, events, CSV links; `?since=&until=` pick the span |
+//!
+//! The home, country and platform pages link their Atom feed of alerts (visibly, and as
+//! `<link rel="alternate">` for feed readers).
 //! | `/event/{id}` | what, where, since when, how measured, affected networks, a quotable summary, the evidence bundle |
 //! | `/measurement/{id}` | verdict and reasons, the probe beside the control, the raw JSON |
 //! | `/search?q=` | by country, domain, AS number or measurement id |
@@ -46,6 +49,10 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         app: state.clone(),
         caches: Arc::new(Caches::default()),
     };
+    // The home page's country list is a scan of every measurement: made now, in the
+    // background, rather than by the first visitor.
+    let (store, caches) = (Arc::clone(state.store()), Arc::clone(&web.caches));
+    cache::in_background(Box::new(move || data::warm(&store, &caches)));
     Router::new()
         .route("/", get(home))
         .route("/country/{cc}", get(country))
@@ -123,6 +130,17 @@ impl WebState {
             Err(e) => error_page(PageError::Corrupt(format!("building the page failed: {e}"))),
         }
     }
+
+    /// As [`WebState::page`], for pages whose cached lists are refreshed in the background
+    /// (which needs a store handle of its own).
+    async fn page_shared<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(&Arc<dyn Store>, &Caches) -> Result<T, PageError> + Send + 'static,
+        render: impl FnOnce(&T) -> Markup,
+    ) -> Response {
+        let store = Arc::clone(self.app.store());
+        self.page(move |_, caches| build(&store, caches), render).await
+    }
 }
 
 /// A country code in its canonical form (`pk` → `PK`), `None` when it is not two letters.
@@ -137,7 +155,7 @@ fn bad_cc(cc: &str) -> Response {
 }
 
 async fn home(State(web): State<WebState>) -> Response {
-    web.page(data::home, pages::home).await
+    web.page_shared(data::home, pages::home).await
 }
 
 async fn country(State(web): State<WebState>, path: Result<Path<String>, PathRejection>) -> Response {
@@ -150,7 +168,7 @@ async fn country(State(web): State<WebState>, path: Result<Path<String>, PathRej
     if canon != cc {
         return Redirect::permanent(&format!("/country/{canon}")).into_response();
     }
-    web.page(
+    web.page_shared(
         move |store, caches| data::country(store, caches, &canon),
         pages::country,
     )
@@ -227,7 +245,7 @@ async fn platform(
         }
         return Redirect::permanent(&to).into_response();
     }
-    web.page(
+    web.page_shared(
         move |store, caches| data::platform(store, caches, &canon, &label, window),
         pages::platform,
     )

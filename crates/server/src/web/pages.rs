@@ -58,6 +58,28 @@ pub(crate) fn enc(text: &str) -> String {
 }
 
 fn layout(title: &str, search: &str, body: Markup) -> Markup {
+    layout_with_feed(title, search, None, body)
+}
+
+/// The Atom feed of alerts (blocking events and outages) narrowed by `query` (`""`: all).
+fn feed_href(query: &str) -> String {
+    if query.is_empty() {
+        "/api/v1/feeds/events.atom".to_owned()
+    } else {
+        format!("/api/v1/feeds/events.atom?{query}")
+    }
+}
+
+/// A visible link to a feed, for readers who subscribe by hand.
+fn subscribe(href: &str, what: &str) -> Markup {
+    html! {
+        p.subscribe { a.feed type="application/atom+xml" href=(href) { "Subscribe to " (what) " (Atom feed)" } }
+    }
+}
+
+/// [`layout`] with a feed readers and browsers discover (`<link rel="alternate">`): (href,
+/// title).
+fn layout_with_feed(title: &str, search: &str, feed: Option<(&str, &str)>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -65,6 +87,9 @@ fn layout(title: &str, search: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — censorwatch" }
+                @if let Some((href, feed_title)) = feed {
+                    link rel="alternate" type="application/atom+xml" href=(href) title=(feed_title);
+                }
                 style { (PreEscaped(STYLE)) }
             }
             body {
@@ -145,12 +170,28 @@ pub(crate) struct HomeView {
     pub(crate) countries: Vec<(String, u64)>,
     /// Events still open, latest first.
     pub(crate) open_events: Vec<Event>,
+    /// Outages still lasting, latest first.
+    pub(crate) open_outages: Vec<Outage>,
+}
+
+fn level_word(o: &Outage) -> &'static str {
+    match o.level {
+        censorwatch_detect::Level::Warning => "warning",
+        censorwatch_detect::Level::Critical => "critical",
+    }
+}
+
+/// The anchor of an outage's row on its country's page (the feed links to it).
+fn outage_anchor(o: &Outage) -> String {
+    format!("outage-{}", o.id)
 }
 
 pub(crate) fn home(v: &HomeView) -> Markup {
-    layout(
+    let feed = feed_href("");
+    layout_with_feed(
         "Internet censorship observatory",
         "",
+        Some((&feed, "censorwatch: blocking events and outages")),
         html! {
             h1 { "Internet censorship observatory" }
             p { "Which platforms are blocked, on which networks, since when and how — from measurements anyone can check." }
@@ -158,6 +199,36 @@ pub(crate) fn home(v: &HomeView) -> Markup {
                 h2 #h-events { "Active blocking events" }
                 (events_table(&v.open_events, "Blocks still in force, latest first"))
             }
+            section aria-labelledby="h-home-outages" {
+                h2 #h-home-outages { "Active outages" }
+                @if v.open_outages.is_empty() {
+                    p.muted { "No network outage is ongoing." }
+                } @else {
+                    table.outages {
+                        caption.muted { "Networks that fell silent or out of reach, still lasting, latest first" }
+                        thead { tr {
+                            th scope="col" { "Outage" } th scope="col" { "Level" }
+                            th scope="col" class="num" { "Networks" } th scope="col" { "Start" }
+                        } }
+                        tbody {
+                            @for o in &v.open_outages {
+                                tr {
+                                    th scope="row" {
+                                        a href={"/country/" (enc(o.cc.as_str())) "#" (enc(&outage_anchor(o)))} {
+                                            "Outage in " (country_name(o.cc.as_str()))
+                                            @if o.country_wide { " (country-wide)" }
+                                        }
+                                    }
+                                    td { (level_word(o)) }
+                                    td class="num" { (o.asns.len()) }
+                                    td { (time(o.start)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (subscribe(&feed, "new blocks and outages everywhere"))
             section aria-labelledby="h-countries" {
                 h2 #h-countries { "Countries with data" }
                 @if v.countries.is_empty() {
@@ -193,11 +264,15 @@ pub(crate) fn country(v: &CountryView) -> Markup {
     let name = country_name(&v.cc);
     let open: Vec<Event> = v.events.iter().filter(|e| e.end.is_none()).cloned().collect();
     let past: Vec<Event> = v.events.iter().filter(|e| e.end.is_some()).cloned().collect();
-    layout(
+    let feed = feed_href(&format!("cc={}", enc(&v.cc)));
+    let feed_title = format!("censorwatch: blocking events and outages in {name}");
+    layout_with_feed(
         &name,
         &v.cc,
+        Some((&feed, &feed_title)),
         html! {
             h1 { (name) " (" (v.cc) ")" }
+            (subscribe(&feed, &format!("new blocks and outages in {name}")))
             section aria-labelledby="h-grid" {
                 h2 #h-grid { "Platforms by network: latest state" }
                 @if v.grid.platforms.is_empty() {
@@ -258,9 +333,9 @@ pub(crate) fn country(v: &CountryView) -> Markup {
                         } }
                         tbody {
                             @for o in &v.outages {
-                                tr {
+                                tr id=(outage_anchor(o)) {
                                     th scope="row" { (o.id) @if o.country_wide { " (country-wide)" } }
-                                    td { (format!("{:?}", o.level).to_lowercase()) }
+                                    td { (level_word(o)) }
                                     td { (o.signals.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")) }
                                     td { (o.asns.iter().map(|a| network(a.asn, &v.names)).collect::<Vec<_>>().join(", ")) }
                                     td { (time(o.start)) }
@@ -295,12 +370,16 @@ pub(crate) fn platform(v: &PlatformView) -> Markup {
     let title = format!("{} in {}", v.label, country);
     let total_blocked: u64 = v.methods.iter().map(|(_, n)| n).sum();
     let names = |asn: u32| network(asn, &v.names);
-    layout(
+    let feed = feed_href(&format!("cc={}&platform={}", enc(&v.cc), enc(&v.label)));
+    let feed_title = format!("censorwatch: blocks of {title}, and outages in {country}");
+    layout_with_feed(
         &title,
         &v.label,
+        Some((&feed, &feed_title)),
         html! {
             nav aria-label="Breadcrumb" { a href="/" { "Home" } " › " a href={"/country/" (enc(&v.cc))} { (country) } " › " (v.label) }
             h1 { (title) }
+            (subscribe(&feed, &format!("blocks of {} and outages in {country}", v.label)))
             @if v.domains.is_empty() {
                 p.muted { "No measurement of this platform in this country is stored." }
             } @else {
