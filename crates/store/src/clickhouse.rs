@@ -13,7 +13,7 @@
 //! 2. takes a **process-wide** lock for the (server, database) pair, shared by every
 //!    [`ClickHouseStore`] of this process that points there;
 //! 3. asks which of the batch's ids are already stored (`SELECT id … WHERE id IN (…)`);
-//! 4. sends the others in **one** `INSERT … FORMAT JSONEachRow` request, then releases the lock.
+//! 4. sends the others in **one** `INSERT … FORMAT RowBinary` request, then releases the lock.
 //!
 //! So inserts from any number of threads report stored/duplicates exactly and store each id once.
 //! Writers in **several processes** are not serialized by this: run a single writer (the
@@ -479,32 +479,52 @@ fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// One row as sent in `INSERT … FORMAT JSONEachRow`.
-#[derive(serde::Serialize)]
-struct Row<'a> {
-    id: &'a str,
-    start_time: i64,
-    probe_cc: &'a str,
-    probe_asn: u32,
-    probe_network_name: &'a str,
-    test_name: &'a str,
-    input: Option<&'a str>,
-    domain: &'a str,
-    has_domain: u8,
-    report_id: Option<&'a str>,
-    status: &'a str,
-    method: Option<&'a str>,
-    confidence: f64,
-    blockpage: Option<&'a str>,
-    ooni_blocking: Option<String>,
-    accessible: Option<u8>,
-    verdict_json: String,
-    raw_zstd_b64: String,
-    raw_len: u64,
+/// The columns [`encode`] writes, in its order.
+const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (id, start_time, probe_cc, probe_asn, \
+     probe_network_name, test_name, input, domain, has_domain, report_id, status, method, confidence, blockpage, \
+     ooni_blocking, accessible, verdict_json, raw_zstd_b64, raw_len) FORMAT RowBinary";
+
+/// RowBinary (ClickHouse's native row format: little-endian numbers, strings as a LEB128 length
+/// and their bytes, a Nullable as a 1/0 null flag before its value) rather than JSONEachRow: the
+/// server reads it without parsing or unescaping, and the client writes it without escaping.
+/// Written by hand because it is these few rules; the `clickhouse` crate would bring its own
+/// HTTP client beside the one the store uses.
+mod row_binary {
+    /// An unsigned LEB128 number (string lengths).
+    pub(super) fn uint(out: &mut Vec<u8>, mut n: u64) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A `String`: its length, then its bytes.
+    pub(super) fn string(out: &mut Vec<u8>, s: &[u8]) {
+        uint(out, s.len() as u64);
+        out.extend_from_slice(s);
+    }
+
+    /// A `Nullable(String)`: 1 for NULL, else 0 and the string.
+    pub(super) fn nullable_string(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            None => out.push(1),
+            Some(s) => {
+                out.push(0);
+                string(out, s.as_bytes());
+            }
+        }
+    }
 }
 
-/// The JSONEachRow line of a record (compressed and encoded; done outside the writer lock).
-fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
+/// Appends the RowBinary row of a record (columns as in [`INSERT_MEASUREMENTS`]) to `out`,
+/// compressing the raw bytes first unless the caller did.
+fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    use row_binary::{nullable_string, string};
     let cannot = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt {
         id: record.id.clone(),
         message: format!("cannot encode its {what} for storage ({e}); this is a censorwatch bug, please report it"),
@@ -514,6 +534,7 @@ fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
         Some(b) => Some(serde_json::to_string(b).map_err(|e| cannot("ooni_blocking", &e))?),
         None => None,
     };
+    let verdict_json = serde_json::to_string(v).map_err(|e| cannot("verdict", &e))?;
     let compressed;
     let raw_zstd = match &record.raw_zstd {
         Some(packed) => packed.as_slice(),
@@ -522,30 +543,36 @@ fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
             compressed.as_slice()
         }
     };
-    let row = Row {
-        id: &record.id,
-        start_time: m.start_time,
-        probe_cc: &m.probe_cc,
-        probe_asn: m.probe_asn,
-        probe_network_name: &m.probe_network_name,
-        test_name: &m.test_name,
-        input: m.input.as_deref(),
-        domain: m.domain.as_deref().unwrap_or(""),
-        has_domain: u8::from(m.domain.is_some()),
-        report_id: m.report_id.as_deref(),
-        status: v.status.as_str(),
-        method: v.method.map(|x| x.as_str()),
-        confidence: v.confidence,
-        blockpage: v.blockpage.as_deref(),
-        ooni_blocking,
-        accessible: v.accessible.map(u8::from),
-        verdict_json: serde_json::to_string(v).map_err(|e| cannot("verdict", &e))?,
-        raw_zstd_b64: base64::engine::general_purpose::STANDARD.encode(raw_zstd),
-        raw_len: record.raw.len() as u64,
-    };
-    let mut line = serde_json::to_vec(&row).map_err(|e| cannot("row", &e))?;
-    line.push(b'\n');
-    Ok(line)
+    string(out, record.id.as_bytes());
+    out.extend_from_slice(&m.start_time.to_le_bytes());
+    string(out, m.probe_cc.as_bytes());
+    out.extend_from_slice(&m.probe_asn.to_le_bytes());
+    string(out, m.probe_network_name.as_bytes());
+    string(out, m.test_name.as_bytes());
+    nullable_string(out, m.input.as_deref());
+    string(out, m.domain.as_deref().unwrap_or("").as_bytes());
+    out.push(u8::from(m.domain.is_some()));
+    nullable_string(out, m.report_id.as_deref());
+    string(out, v.status.as_str().as_bytes());
+    nullable_string(out, v.method.map(|x| x.as_str()));
+    out.extend_from_slice(&v.confidence.to_le_bytes());
+    nullable_string(out, v.blockpage.as_deref());
+    nullable_string(out, ooni_blocking.as_deref());
+    match v.accessible {
+        None => out.push(1),
+        Some(a) => out.extend_from_slice(&[0, u8::from(a)]),
+    }
+    string(out, verdict_json.as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    row_binary::uint(out, base64::encoded_len(raw_zstd.len(), true).unwrap_or(0) as u64);
+    let at = out.len();
+    out.resize(at + base64::encoded_len(raw_zstd.len(), true).unwrap_or(0), 0);
+    let written = b64
+        .encode_slice(raw_zstd, &mut out[at..])
+        .map_err(|e| cannot("raw bytes as base64", &e))?;
+    out.truncate(at + written);
+    out.extend_from_slice(&(record.raw.len() as u64).to_le_bytes());
+    Ok(())
 }
 
 /// A row of [`RECORD_COLUMNS`] (plus, for `get`, the raw bytes) as the server sends it.
@@ -608,7 +635,13 @@ impl Store for ClickHouseStore {
     fn insert(&self, batch: &[Record]) -> Result<InsertReport, StoreError> {
         let mut seen = HashSet::new();
         let unique: Vec<&Record> = batch.iter().filter(|r| seen.insert(r.id.as_str())).collect();
-        let lines = unique.iter().map(|r| encode(r)).collect::<Result<Vec<_>, _>>()?;
+        let rows = unique
+            .iter()
+            .map(|r| {
+                let mut row = Vec::new();
+                encode(r, &mut row).map(|()| row)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<&str> = unique.iter().map(|r| r.id.as_str()).collect();
 
         let _writer = lock(&self.writer);
@@ -622,14 +655,14 @@ impl Store for ClickHouseStore {
         };
         let mut body = Vec::new();
         let mut stored = 0u64;
-        for (id, line) in ids.iter().zip(&lines) {
+        for (id, row) in ids.iter().zip(&rows) {
             if !existing.contains(*id) {
-                body.extend_from_slice(line);
+                body.extend_from_slice(row);
                 stored += 1;
             }
         }
         if stored > 0 {
-            self.request(true, &[("query", "INSERT INTO measurements FORMAT JSONEachRow")], body)?;
+            self.request(true, &[("query", INSERT_MEASUREMENTS)], body)?;
         }
         Ok(InsertReport {
             stored,
@@ -1257,6 +1290,26 @@ impl DetectionOut {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_binary_encoding() {
+        let uint = |n: u64| {
+            let mut out = Vec::new();
+            row_binary::uint(&mut out, n);
+            out
+        };
+        // LEB128, as ClickHouse's VarUInt.
+        assert_eq!(uint(0), [0]);
+        assert_eq!(uint(127), [0x7f]);
+        assert_eq!(uint(128), [0x80, 0x01]);
+        assert_eq!(uint(300), [0xac, 0x02]);
+        assert_eq!(uint(u64::MAX).len(), 10);
+        let mut out = Vec::new();
+        row_binary::nullable_string(&mut out, None);
+        row_binary::nullable_string(&mut out, Some("ab"));
+        row_binary::string(&mut out, b"");
+        assert_eq!(out, [1, 0, 2, b'a', b'b', 0]);
+    }
 
     #[test]
     fn urls() {

@@ -59,6 +59,19 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// giving up with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The page size of a new database file. 16 KiB rather than SQLite's 4 KiB: a measurement's
+/// compressed raw bytes (about 6 KB on average on the OONI corpus) then mostly fit in the row's
+/// own page instead of a chain of overflow pages, and a bulk ingest writes fewer, larger pages
+/// (measured with `cargo bench -p censorwatch --bench ingest_stages`: the insert stage went from
+/// 27.7 to 19.2 µs per measurement).
+const PAGE_SIZE: i64 = 16_384;
+
+/// The writer's page cache, in KiB (SQLite's `cache_size` takes a negative number for KiB):
+/// every insert updates five b-trees (the table, its primary key and four indexes) at places
+/// spread over the file, and with SQLite's default 2 MiB a large database reads most of their
+/// pages back from the OS on each batch.
+const WRITER_CACHE_KIB: i64 = -65_536;
+
 /// The columns a [`Record`] is read from, without the raw bytes (see [`read_record`]).
 const RECORD_COLUMNS: &str =
     "id, start_time, probe_cc, probe_asn, probe_network_name, test_name, input, domain, report_id, verdict_json";
@@ -102,6 +115,9 @@ impl SqliteStore {
         // Refuse a newer database before touching it (switching to WAL writes to the file).
         check_version(&writer)?;
         // WAL is a property of the file: set once, by the writer, before the migrations.
+        // Set before the file's first write (a no-op on an existing database, which keeps its
+        // page size): see PAGE_SIZE.
+        writer.pragma_update(None, "page_size", PAGE_SIZE)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Io(std::io::Error::other(format!(
@@ -111,6 +127,7 @@ impl SqliteStore {
             ))));
         }
         migrate(&mut writer)?;
+        writer.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         let reader = connect(path)?;
         Ok(SqliteStore {
             path: path.to_owned(),
