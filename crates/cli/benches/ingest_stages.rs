@@ -105,7 +105,10 @@ fn round(lines: &[Vec<u8>], analyzer: &Analyzer) -> [f64; 6] {
     for batch in lines.chunks(censorwatch::ingest::BATCH) {
         let mut parsed = Vec::new();
         time(0, &mut || {
-            parsed = batch.iter().map(|l| Measurement::from_slice(l).expect("parses")).collect()
+            parsed = batch
+                .iter()
+                .map(|l| Measurement::from_slice(l).expect("parses"))
+                .collect()
         });
         let mut verdicts = Vec::new();
         time(1, &mut || {
@@ -143,8 +146,14 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n: usize = std::env::var("INGEST_STAGES_N").ok().and_then(|v| v.parse().ok()).unwrap_or(6000);
-    let rounds: usize = std::env::var("INGEST_STAGES_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let n: usize = std::env::var("INGEST_STAGES_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6000);
+    let rounds: usize = std::env::var("INGEST_STAGES_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let templates = templates();
     let lines: Vec<Vec<u8>> = (0..n)
         .map(|i| with_uid(&templates[i % templates.len()], &format!("bench_{i:09}")))
@@ -189,7 +198,10 @@ fn zstd_levels(lines: &[Vec<u8>]) {
         let mut best = u64::MAX;
         for _ in 0..3 {
             let t0 = cpu_ns(origin);
-            packed = lines.iter().map(|l| compressor.compress(l).expect("compress").len()).sum();
+            packed = lines
+                .iter()
+                .map(|l| compressor.compress(l).expect("compress").len())
+                .sum();
             best = best.min(cpu_ns(origin) - t0);
         }
         println!(
