@@ -10,7 +10,7 @@
 //! [`ServerConfig::detection_interval`](crate::ServerConfig::detection_interval) and once more
 //! at shutdown.
 
-use censorwatch_detect::{Cc, Config, Detector, Event, Observation, Outage, SignalKind, SignalSample};
+use censorwatch_detect::{Cc, Config, Detector, Event, Observation, Outage, Refused, SignalKind, SignalSample};
 use censorwatch_model::{Method, Status};
 use censorwatch_store::{DetectionKind, ObservationCursor, ObservationRow, Record, Store, StoreError, StoredDetection};
 use std::collections::HashMap;
@@ -239,6 +239,8 @@ pub struct Incremental {
     written: HashMap<(DetectionKind, String), String>,
     dirty: bool,
     refused: u64,
+    /// Of `refused`, those refused as older than the lateness window.
+    late: u64,
 }
 
 impl Incremental {
@@ -252,6 +254,7 @@ impl Incremental {
             written: HashMap::new(),
             dirty: true,
             refused: 0,
+            late: 0,
         };
         for kind in [DetectionKind::Event, DetectionKind::Outage] {
             for id in store.detection_ids(kind)? {
@@ -293,7 +296,12 @@ impl Incremental {
                         self.seen.insert(k, o.time);
                     }
                 }
-                Err(_) => self.refused += 1,
+                Err(refused) => {
+                    self.refused += 1;
+                    if matches!(refused, Refused::TooLate { .. }) {
+                        self.late += 1;
+                    }
+                }
             }
         }
         if self.seen.len() >= self.prune_at {
@@ -307,6 +315,12 @@ impl Incremental {
     /// Observations refused by the detector (too late, from the future, out of range).
     pub fn refused(&self) -> u64 {
         self.refused
+    }
+
+    /// Observations refused as older than the lateness window (a probe uploading a backlog, a
+    /// collector that was offline): only seeding again from the store counts them.
+    pub fn late(&self) -> u64 {
+        self.late
     }
 
     /// Whether observations arrived since the last flush.
@@ -362,7 +376,10 @@ pub fn unix_now() -> i64 {
 
 /// The server's detection thread: seeded from the store when started, fed each commit's
 /// stored records, writing changed events and outages at most every `interval` and at
-/// shutdown ([`DetectionWorker::close`]).
+/// shutdown ([`DetectionWorker::close`]). Measurements older than the detector's lateness
+/// window (it refuses them, so that past results can settle) are stored all the same; when some
+/// arrive, the worker seeds itself again from the store, at most once per
+/// [`LATE_RESEED_INTERVALS`] intervals (10 minutes at the server's 5 s), so that they count.
 pub struct DetectionWorker {
     feed: mpsc::Sender<Fed>,
     thread: JoinHandle<()>,
@@ -391,6 +408,11 @@ impl DetectionWorker {
         let _ = self.thread.join();
     }
 }
+
+/// After measurements were refused as late, the worker seeds itself again from the store once
+/// this many flush intervals have passed since it last did (a seed reads every stored
+/// measurement: seconds at a million, so not on every late upload).
+pub const LATE_RESEED_INTERVALS: u32 = 120;
 
 /// What the worker is sent.
 enum Fed {
@@ -444,27 +466,45 @@ fn run_worker(store: Arc<dyn Store>, config: Config, interval: Duration, rx: mps
     let idle_refresh = interval.max(Duration::from_secs(60));
     let mut last_flush = Instant::now();
     let mut next = Instant::now() + interval;
+    let late_reseed_after = interval * LATE_RESEED_INTERVALS;
+    let mut last_seed = Instant::now();
+    let mut late_waiting = false;
+    let reseed = |inc: &mut Incremental, why: &str| match Incremental::seed(store.as_ref(), config.clone(), unix_now())
+    {
+        Ok(fresh) => {
+            *inc = fresh;
+            // Written at once: a removed measurement must not linger in the results.
+            flush(inc);
+        }
+        Err(e) => eprintln!(
+            "censorwatch: re-reading the measurements {why} failed ({e}); the events may be out of date until the \
+             next restart or `censorwatch events`"
+        ),
+    };
     loop {
         let wait = next.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok(Fed::Observations(batch)) => inc.observe(&batch),
-            Ok(Fed::Reseed) => match Incremental::seed(store.as_ref(), config.clone(), unix_now()) {
-                Ok(fresh) => {
-                    inc = fresh;
-                    // Written at once: a removed measurement must not linger in the results.
-                    flush(&mut inc);
-                    last_flush = Instant::now();
-                }
-                Err(e) => eprintln!(
-                    "censorwatch: re-reading the measurements after a removal failed ({e}); the events may still count \
-                     it until the next restart or `censorwatch events`"
-                ),
-            },
+            Ok(Fed::Observations(batch)) => {
+                let late = inc.late();
+                inc.observe(&batch);
+                late_waiting |= inc.late() > late;
+            }
+            Ok(Fed::Reseed) => {
+                reseed(&mut inc, "after a removal");
+                last_flush = Instant::now();
+                last_seed = Instant::now();
+                late_waiting = false;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if Instant::now() >= next {
-            if inc.is_dirty() || last_flush.elapsed() >= idle_refresh {
+            if late_waiting && last_seed.elapsed() >= late_reseed_after {
+                reseed(&mut inc, "to count late measurements");
+                last_flush = Instant::now();
+                last_seed = Instant::now();
+                late_waiting = false;
+            } else if inc.is_dirty() || last_flush.elapsed() >= idle_refresh {
                 flush(&mut inc);
                 last_flush = Instant::now();
             }
@@ -561,14 +601,9 @@ mod tests {
         assert_eq!(event.measurements, 20 * 4 + 5 * 4);
     }
 
-    /// The server's worker, told that measurements were removed, starts over from the store:
-    /// the removed ones no longer count in the stored event.
-    #[test]
-    fn a_reseed_after_a_removal_drops_the_removed_measurements() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("d.db")).unwrap());
-        let start = unix_now() / 86_400 * 86_400 - 2 * 86_400;
-        let records: Vec<Record> = timeline("r")
+    /// [`timeline`] as stored records of `domain`, its hour 0 at `start`.
+    fn stored_timeline(prefix: &str, start: i64, domain: &str) -> Vec<Record> {
+        timeline(prefix)
             .into_iter()
             .map(|o| {
                 let mut verdict = censorwatch_model::Verdict::inconclusive("synthetic");
@@ -582,8 +617,8 @@ mod tests {
                         probe_asn: o.asn,
                         probe_network_name: String::new(),
                         test_name: "web_connectivity".into(),
-                        input: Some("https://x.com/".into()),
-                        domain: Some("x.com".into()),
+                        input: Some(format!("https://{domain}/")),
+                        domain: Some(domain.into()),
                         report_id: None,
                     },
                     verdict,
@@ -591,7 +626,56 @@ mod tests {
                     raw_zstd: None,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// Measurements older than the lateness window, refused by the running detector, still
+    /// count once the worker has seeded itself again: a block found only in a late upload.
+    #[test]
+    fn late_measurements_count_after_a_reseed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("d.db")).unwrap());
+        let recent = unix_now() / 86_400 * 86_400 - 2 * 86_400;
+        store.insert(&stored_timeline("recent", recent, "x.com")).unwrap();
+        let interval = Duration::from_millis(10);
+        let worker = DetectionWorker::start(Arc::clone(&store), Config::default(), interval);
+        let domains = || -> Vec<String> {
+            let mut d: Vec<String> = events(store.as_ref()).into_iter().map(|e| e.domain).collect();
+            d.sort();
+            d
+        };
+        let wait_for = |want: &[&str]| {
+            for _ in 0..1000 {
+                if domains() == want {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("the stored events never were {want:?}: {:?}", domains());
+        };
+        wait_for(&["x.com"]);
+        // A probe uploads a backlog: a block of facebook.com ten days ago, stored and fed to the
+        // worker the way the collector's committer does. The detector refuses it as too late.
+        let backlog = stored_timeline("old", recent - 10 * 86_400, "facebook.com");
+        let observations: Vec<Observation> = backlog.iter().filter_map(observation_of_record).collect();
+        let mut running = Incremental::seed(store.as_ref(), Config::default(), unix_now()).unwrap();
+        running.observe(&observations);
+        assert_eq!(running.late(), backlog.len() as u64, "all refused as late");
+        assert!(running.events(unix_now()).iter().all(|e| e.domain == "x.com"));
+        store.insert(&backlog).unwrap();
+        worker.feed().send(&backlog);
+        wait_for(&["facebook.com", "x.com"]);
+        worker.close();
+    }
+
+    /// The server's worker, told that measurements were removed, starts over from the store:
+    /// the removed ones no longer count in the stored event.
+    #[test]
+    fn a_reseed_after_a_removal_drops_the_removed_measurements() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("d.db")).unwrap());
+        let start = unix_now() / 86_400 * 86_400 - 2 * 86_400;
+        let records = stored_timeline("r", start, "x.com");
         store.insert(&records).unwrap();
         let worker = DetectionWorker::start(Arc::clone(&store), Config::default(), Duration::from_millis(10));
         let counted = |want: Option<u64>| {
