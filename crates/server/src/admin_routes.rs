@@ -339,18 +339,7 @@ async fn list_redactions(
         let body = w
             .into_inner()
             .map_err(|e| ApiError::internal(format!("writing CSV failed: {e}")))?;
-        let mut response = (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            )],
-            body,
-        )
-            .into_response();
-        if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
-            response.headers_mut().insert("x-next-cursor", next);
-        }
-        return Ok(response);
+        return Ok(crate::routes::csv_response(body, next.as_deref()));
     }
     let results: Vec<serde_json::Value> = page.iter().map(redaction_json).collect();
     Ok(axum::Json(json!({ "results": results, "next": next })).into_response())

@@ -11,7 +11,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::routes::{parse_flag, parse_format, parse_limit, parse_time, unique_params};
+use crate::routes::{csv_response, parse_flag, parse_format, parse_limit, parse_time, unique_params};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -145,17 +145,6 @@ fn store_failed(e: StoreError) -> ApiError {
     }
 }
 
-fn csv_response(body: Vec<u8>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
 fn json_response(value: &Value) -> Response {
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
@@ -243,7 +232,7 @@ async fn aggregation(
         .map_err(store_failed)?;
     if csv {
         let body = aggregation_csv(&rows, &axes).map_err(|e| ApiError::internal(format!("writing CSV failed: {e}")))?;
-        return Ok(csv_response(body));
+        return Ok(csv_response(body, None));
     }
     let results: Vec<Value> = rows.iter().map(|r| aggregation_json(r, &axes)).collect();
     Ok(json_response(&json!({ "results": results })))
@@ -374,7 +363,7 @@ async fn list_outages(
     outages.truncate(query.store.effective_limit() as usize);
     if query.csv {
         let body = outages_csv(&outages).map_err(|e| ApiError::internal(format!("writing CSV failed: {e}")))?;
-        return Ok(csv_response(body));
+        return Ok(csv_response(body, None));
     }
     Ok(json_response(&json!({ "results": outages })))
 }

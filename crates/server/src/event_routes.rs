@@ -139,14 +139,7 @@ pub(crate) async fn list_events(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ApiError::internal(format!("a stored event does not parse: {e}")))?;
         let body = to_csv(&events).map_err(|e| ApiError::internal(format!("writing CSV failed: {e}")))?;
-        return Ok((
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            )],
-            body,
-        )
-            .into_response());
+        return Ok(crate::routes::csv_response(body, None));
     }
     let bodies = rows.iter().map(body_of).collect::<Result<Vec<_>, _>>()?;
     let text = serde_json::to_string(&serde_json::json!({ "results": bodies }))

@@ -672,21 +672,26 @@ async fn query_measurements(
     let next = page.next.as_ref().map(Cursor::encode);
     if csv {
         let body = to_csv(&page.results).map_err(|e| ApiError::internal(format!("writing CSV failed: {e}")))?;
-        let mut response = (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            )],
-            body,
-        )
-            .into_response();
-        if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
-            response.headers_mut().insert("x-next-cursor", next);
-        }
-        return Ok(response);
+        return Ok(csv_response(body, next.as_deref()));
     }
     let results: Vec<ResultRow<'_>> = page.results.iter().map(ResultRow::of).collect();
     Ok(Json(json!({ "results": results, "next": next })).into_response())
+}
+
+/// A CSV download (`text/csv`), with the cursor of the next page, if any, in `X-Next-Cursor`.
+pub(crate) fn csv_response(body: Vec<u8>, next_cursor: Option<&str>) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response();
+    if let Some(next) = next_cursor.and_then(|n| HeaderValue::from_str(n).ok()) {
+        response.headers_mut().insert("x-next-cursor", next);
+    }
+    response
 }
 
 async fn get_measurement(
