@@ -68,10 +68,10 @@ pub const CHECKS: &[(&str, Check)] = &[
 ];
 
 /// Runs every check, each on a new store from `make`. Panics naming the first check that fails.
-pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
+pub fn run_all(make: &dyn Fn() -> Box<dyn HoldsStore>) {
     for (name, check) in CHECKS {
-        let store = make();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(store.as_ref())));
+        let held = make();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(held.store())));
         if outcome.is_err() {
             panic!("store conformance check `{name}` failed (see the panic above)");
         }
@@ -79,9 +79,10 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
 }
 
 /// Generates one `#[test]` per conformance check (plus one that keeps the list in sync with
-/// [`CHECKS`]). `$make` is an expression evaluating to a `Fn() -> Box<dyn Store>` that returns a
-/// fresh, empty store each call, or to a `Fn() -> Option<Box<dyn Store>>` whose `None` makes the
-/// test return early (a backend whose server is not configured; the factory says so itself).
+/// [`CHECKS`]). `$make` is an expression evaluating to a `Fn() -> Box<dyn HoldsStore>` that
+/// returns a fresh, empty store each call, or to a `Fn() -> Option<Box<dyn HoldsStore>>` whose
+/// `None` makes the test return early (a backend whose server is not configured; the factory
+/// says so itself).
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
@@ -109,10 +110,10 @@ macro_rules! conformance_tests {
             #[test]
             fn $check() {
                 let make = $make;
-                if let ::std::option::Option::Some(store) =
-                    $crate::conformance::MaybeStore::into_store(make())
+                if let ::std::option::Option::Some(held) =
+                    $crate::conformance::MaybeStore::into_held(make())
                 {
-                    $crate::conformance::$check(store.as_ref());
+                    $crate::conformance::$check($crate::conformance::HoldsStore::store(held.as_ref()));
                 }
             }
         )*
@@ -126,21 +127,34 @@ macro_rules! conformance_tests {
     };
 }
 
-/// What a [`conformance_tests!`](crate::conformance_tests) factory may return: a store, or
-/// `None` to skip.
-pub trait MaybeStore {
-    /// The store, or `None` to skip the check.
-    fn into_store(self) -> Option<Box<dyn Store>>;
+/// A fresh store and what must outlive it (a temporary directory, a database dropped
+/// afterwards): the checks borrow the store, the holder keeps the rest until the check ends.
+pub trait HoldsStore {
+    /// The store under test.
+    fn store(&self) -> &dyn Store;
 }
 
-impl MaybeStore for Box<dyn Store> {
-    fn into_store(self) -> Option<Box<dyn Store>> {
+impl HoldsStore for Box<dyn Store> {
+    fn store(&self) -> &dyn Store {
+        self.as_ref()
+    }
+}
+
+/// What a [`conformance_tests!`](crate::conformance_tests) factory may return: a store's holder,
+/// or `None` to skip.
+pub trait MaybeStore {
+    /// The holder, or `None` to skip the check.
+    fn into_held(self) -> Option<Box<dyn HoldsStore>>;
+}
+
+impl MaybeStore for Box<dyn HoldsStore> {
+    fn into_held(self) -> Option<Box<dyn HoldsStore>> {
         Some(self)
     }
 }
 
-impl MaybeStore for Option<Box<dyn Store>> {
-    fn into_store(self) -> Option<Box<dyn Store>> {
+impl MaybeStore for Option<Box<dyn HoldsStore>> {
+    fn into_held(self) -> Option<Box<dyn HoldsStore>> {
         self
     }
 }

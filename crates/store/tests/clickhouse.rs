@@ -9,9 +9,8 @@
 //! note and return.
 
 use censorwatch_store::clickhouse::SCHEMA_VERSION;
-use censorwatch_store::conformance::{distinct, fixture_records, query_all, small_fixture_records};
-use censorwatch_store::detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
-use censorwatch_store::{ClickHouseStore, InsertReport, MeasurementQuery, Page, Record, Store, StoreError};
+use censorwatch_store::conformance::{HoldsStore, distinct, fixture_records, query_all, small_fixture_records};
+use censorwatch_store::{ClickHouseStore, InsertReport, MeasurementQuery, Record, Store, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,98 +92,18 @@ impl Drop for TempClickHouse {
     }
 }
 
-impl Store for TempClickHouse {
-    fn insert(&self, batch: &[Record]) -> Result<InsertReport, StoreError> {
-        self.store.insert(batch)
-    }
-    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        self.store.get(id)
-    }
-    fn query(&self, query: &MeasurementQuery) -> Result<Page, StoreError> {
-        self.store.query(query)
-    }
-    fn count(&self) -> Result<u64, StoreError> {
-        self.store.count()
-    }
-    fn unlogged_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
-        self.store.unlogged_among(ids)
-    }
-    fn unlogged_count(&self) -> Result<u64, StoreError> {
-        self.store.unlogged_count()
-    }
-    fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
-        self.store.unlogged(after, limit)
-    }
-    fn set_leaf_indexes(&self, entries: &[(&str, u64)]) -> Result<(), StoreError> {
-        self.store.set_leaf_indexes(entries)
-    }
-    fn leaf_index(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        self.store.leaf_index(id)
-    }
-    fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
-        self.store.max_leaf_index()
-    }
-    fn aggregate(
-        &self,
-        query: &censorwatch_store::AggregateQuery,
-    ) -> Result<Vec<censorwatch_store::AggregateRow>, StoreError> {
-        self.store.aggregate(query)
-    }
-    fn observations(
-        &self,
-        since: Option<i64>,
-        after: Option<&ObservationCursor>,
-        limit: usize,
-    ) -> Result<Vec<ObservationRow>, StoreError> {
-        self.store.observations(since, after, limit)
-    }
-    fn put_detections(&self, upserts: &[StoredDetection], removed: &[(DetectionKind, &str)]) -> Result<(), StoreError> {
-        self.store.put_detections(upserts, removed)
-    }
-    fn detections(&self, query: &DetectionQuery) -> Result<Vec<StoredDetection>, StoreError> {
-        self.store.detections(query)
-    }
-    fn detection(&self, kind: DetectionKind, id: &str) -> Result<Option<StoredDetection>, StoreError> {
-        self.store.detection(kind, id)
-    }
-    fn detection_ids(&self, kind: DetectionKind) -> Result<Vec<String>, StoreError> {
-        self.store.detection_ids(kind)
-    }
-    fn put_signal_samples(&self, samples: &[censorwatch_store::StoredSignalSample]) -> Result<u64, StoreError> {
-        self.store.put_signal_samples(samples)
-    }
-    fn signal_samples(
-        &self,
-        since: Option<i64>,
-        after: Option<&censorwatch_store::SignalCursor>,
-        limit: usize,
-    ) -> Result<Vec<censorwatch_store::StoredSignalSample>, StoreError> {
-        self.store.signal_samples(since, after, limit)
-    }
-    fn asn_countries(&self) -> Result<Vec<censorwatch_store::AsnCountry>, StoreError> {
-        self.store.asn_countries()
-    }
-    fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<censorwatch_store::Redaction>, StoreError> {
-        self.store.redact(id, reason, time)
-    }
-    fn redaction(&self, id: &str) -> Result<Option<censorwatch_store::Redaction>, StoreError> {
-        self.store.redaction(id)
-    }
-    fn redactions(
-        &self,
-        before: Option<(i64, &str)>,
-        limit: usize,
-    ) -> Result<Vec<censorwatch_store::Redaction>, StoreError> {
-        self.store.redactions(before, limit)
+impl HoldsStore for TempClickHouse {
+    fn store(&self) -> &dyn Store {
+        &self.store
     }
 }
 
 mod conformance_suite {
     use super::TempClickHouse;
-    use censorwatch_store::Store;
+    use censorwatch_store::conformance::HoldsStore;
 
-    censorwatch_store::conformance_tests!(|| -> Option<Box<dyn Store>> {
-        TempClickHouse::new().map(|s| Box::new(s) as Box<dyn Store>)
+    censorwatch_store::conformance_tests!(|| -> Option<Box<dyn HoldsStore>> {
+        TempClickHouse::new().map(|s| Box::new(s) as Box<dyn HoldsStore>)
     });
 }
 

@@ -1,10 +1,9 @@
 //! The SQLite backend: the shared conformance suite, then what only a file-backed embedded store
 //! has to prove (reopening, schema versions, concurrent writers, crash safety, rollback).
 
-use censorwatch_store::conformance::{self, distinct, fixture_records, query_all, small_fixture_records};
-use censorwatch_store::detection::{DetectionKind, DetectionQuery, ObservationCursor, ObservationRow, StoredDetection};
+use censorwatch_store::conformance::{self, HoldsStore, distinct, fixture_records, query_all, small_fixture_records};
 use censorwatch_store::sqlite::SCHEMA_VERSION;
-use censorwatch_store::{InsertReport, MeasurementQuery, Page, Record, SqliteStore, Store, StoreError};
+use censorwatch_store::{InsertReport, MeasurementQuery, Record, SqliteStore, Store, StoreError};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -27,103 +26,23 @@ impl TempSqlite {
     }
 }
 
-impl Store for TempSqlite {
-    fn insert(&self, batch: &[Record]) -> Result<InsertReport, StoreError> {
-        self.store.insert(batch)
-    }
-    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        self.store.get(id)
-    }
-    fn query(&self, query: &MeasurementQuery) -> Result<Page, StoreError> {
-        self.store.query(query)
-    }
-    fn count(&self) -> Result<u64, StoreError> {
-        self.store.count()
-    }
-    fn unlogged_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
-        self.store.unlogged_among(ids)
-    }
-    fn unlogged_count(&self) -> Result<u64, StoreError> {
-        self.store.unlogged_count()
-    }
-    fn unlogged(&self, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
-        self.store.unlogged(after, limit)
-    }
-    fn set_leaf_indexes(&self, entries: &[(&str, u64)]) -> Result<(), StoreError> {
-        self.store.set_leaf_indexes(entries)
-    }
-    fn leaf_index(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        self.store.leaf_index(id)
-    }
-    fn max_leaf_index(&self) -> Result<Option<u64>, StoreError> {
-        self.store.max_leaf_index()
-    }
-    fn aggregate(
-        &self,
-        query: &censorwatch_store::AggregateQuery,
-    ) -> Result<Vec<censorwatch_store::AggregateRow>, StoreError> {
-        self.store.aggregate(query)
-    }
-    fn observations(
-        &self,
-        since: Option<i64>,
-        after: Option<&ObservationCursor>,
-        limit: usize,
-    ) -> Result<Vec<ObservationRow>, StoreError> {
-        self.store.observations(since, after, limit)
-    }
-    fn put_detections(&self, upserts: &[StoredDetection], removed: &[(DetectionKind, &str)]) -> Result<(), StoreError> {
-        self.store.put_detections(upserts, removed)
-    }
-    fn detections(&self, query: &DetectionQuery) -> Result<Vec<StoredDetection>, StoreError> {
-        self.store.detections(query)
-    }
-    fn detection(&self, kind: DetectionKind, id: &str) -> Result<Option<StoredDetection>, StoreError> {
-        self.store.detection(kind, id)
-    }
-    fn detection_ids(&self, kind: DetectionKind) -> Result<Vec<String>, StoreError> {
-        self.store.detection_ids(kind)
-    }
-    fn put_signal_samples(&self, samples: &[censorwatch_store::StoredSignalSample]) -> Result<u64, StoreError> {
-        self.store.put_signal_samples(samples)
-    }
-    fn signal_samples(
-        &self,
-        since: Option<i64>,
-        after: Option<&censorwatch_store::SignalCursor>,
-        limit: usize,
-    ) -> Result<Vec<censorwatch_store::StoredSignalSample>, StoreError> {
-        self.store.signal_samples(since, after, limit)
-    }
-    fn asn_countries(&self) -> Result<Vec<censorwatch_store::AsnCountry>, StoreError> {
-        self.store.asn_countries()
-    }
-    fn redact(&self, id: &str, reason: &str, time: i64) -> Result<Option<censorwatch_store::Redaction>, StoreError> {
-        self.store.redact(id, reason, time)
-    }
-    fn redaction(&self, id: &str) -> Result<Option<censorwatch_store::Redaction>, StoreError> {
-        self.store.redaction(id)
-    }
-    fn redactions(
-        &self,
-        before: Option<(i64, &str)>,
-        limit: usize,
-    ) -> Result<Vec<censorwatch_store::Redaction>, StoreError> {
-        self.store.redactions(before, limit)
+impl HoldsStore for TempSqlite {
+    fn store(&self) -> &dyn Store {
+        &self.store
     }
 }
 
 mod conformance_suite {
     use super::TempSqlite;
-    use censorwatch_store::Store;
+    use censorwatch_store::conformance::HoldsStore;
 
-    censorwatch_store::conformance_tests!(|| -> Box<dyn Store> { Box::new(TempSqlite::new()) });
+    censorwatch_store::conformance_tests!(|| -> Box<dyn HoldsStore> { Box::new(TempSqlite::new()) });
 }
 
 #[test]
 fn run_all_runs_every_check() {
     let made = std::sync::atomic::AtomicUsize::new(0);
-    let make = || -> Box<dyn Store> {
+    let make = || -> Box<dyn HoldsStore> {
         made.fetch_add(1, Ordering::SeqCst);
         Box::new(TempSqlite::new())
     };
