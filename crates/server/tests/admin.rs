@@ -29,30 +29,9 @@ use std::time::Duration;
 const TOKEN: &str = "admin-test-token-0123456789abcdef";
 
 async fn request(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> Response {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut builder = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json");
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
-    }
-    let response = sender
-        .send_request(builder.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    use http_body_util::BodyExt;
-    Response {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    let authorization = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = authorization.iter().map(|a| ("authorization", a.as_str())).collect();
+    common::send_with_headers(addr, method, path, &headers, Full::new(Bytes::from(body.to_owned()))).await
 }
 
 async fn start(data: &Path, token: Option<&str>) -> TestServer {

@@ -89,30 +89,7 @@ async fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> common::Response {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut builder = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let response = sender
-        .send_request(builder.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    use http_body_util::BodyExt;
-    common::Response {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    common::send_with_headers(addr, method, path, headers, Full::new(Bytes::from(body.to_owned()))).await
 }
 
 fn fixture_where(pick: impl Fn(&Value) -> bool) -> Value {
